@@ -1,0 +1,362 @@
+//! **Stage 2 of 4: bundle.** Takes [`Params`] and the stack's state
+//! directory and gives a [`Bundle`]: the Heat template and environment,
+//! the node configs Heat reaches through `get_file`, and the registry's
+//! certificates and secrets. Offline: no cloud is called.
+//!
+//! A bundle written to disk deploys unchanged with
+//! `openstack stack create -t template.yaml -e environment.yaml NAME`.
+
+pub mod certs;
+pub mod registry;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tera::Context;
+
+use crate::params::{Network, Params, Storage};
+use crate::state::{self, Mode, StateDir, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Certs(#[from] certs::CertError),
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+    #[error("rendered {name} is not valid YAML: {message}")]
+    Invalid { name: String, message: String },
+    #[error("registry_storage: swift needs OpenStack credentials to put on the node (os_* parameters, OS_* variables or --os-cloud)")]
+    SwiftWithoutCredentials,
+}
+
+/// What the bundle is made from, besides the parameters.
+pub struct Request<'a> {
+    pub stack_name: &'a str,
+    pub state: &'a StateDir,
+    pub templates: Option<&'a Path>,
+    /// The manager's floating IP, when it is allocated before the stack.
+    pub floating_ip: Option<FloatingIp>,
+    /// Needed only for Swift storage, whose driver logs in as the operator.
+    pub swift_credentials: Option<registry::Swift>,
+    pub now: time::OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct FloatingIp {
+    pub id: String,
+    pub address: IpAddr,
+}
+
+/// A file of the bundle and who may read it once written.
+#[derive(Debug, Clone)]
+pub struct File {
+    pub contents: String,
+    pub mode: Mode,
+}
+
+/// Everything Heat and the operator need.
+#[derive(Debug)]
+pub struct Bundle {
+    pub template: String,
+    pub environment: String,
+    /// Heat's `files` map: the nested worker template and the node configs.
+    pub files: BTreeMap<String, File>,
+    pub ca_cert: String,
+    pub registry_cert: String,
+    pub summary: Summary,
+}
+
+/// What the operator is told about the bundle; no secrets.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub stack_name: String,
+    pub registry: String,
+    pub cache: String,
+    pub registry_user: String,
+    pub registry_password_file: PathBuf,
+    pub ca_cert_file: PathBuf,
+    pub certificate_names: Vec<String>,
+    pub ca: String,
+    pub server_certificate: String,
+    pub workers: u64,
+    pub network: String,
+    pub storage: String,
+    pub templates_overridden: Vec<PathBuf>,
+}
+
+/// Security group rules between the roles: swarm's own ports, and SSH from
+/// the manager to workers (the jump host). Nothing else crosses.
+struct Rule {
+    name: &'static str,
+    group: &'static str,
+    from: &'static str,
+    protocol: &'static str,
+    port: u16,
+}
+
+const SWARM_RULES: &[Rule] = &[
+    Rule { name: "manager_from_workers_swarm_api", group: "manager_security_group", from: "worker_security_group", protocol: "tcp", port: 2377 },
+    Rule { name: "manager_from_workers_gossip_tcp", group: "manager_security_group", from: "worker_security_group", protocol: "tcp", port: 7946 },
+    Rule { name: "manager_from_workers_gossip_udp", group: "manager_security_group", from: "worker_security_group", protocol: "udp", port: 7946 },
+    Rule { name: "manager_from_workers_overlay", group: "manager_security_group", from: "worker_security_group", protocol: "udp", port: 4789 },
+    Rule { name: "workers_from_manager_ssh", group: "worker_security_group", from: "manager_security_group", protocol: "tcp", port: 22 },
+    Rule { name: "workers_from_manager_gossip_tcp", group: "worker_security_group", from: "manager_security_group", protocol: "tcp", port: 7946 },
+    Rule { name: "workers_from_manager_gossip_udp", group: "worker_security_group", from: "manager_security_group", protocol: "udp", port: 7946 },
+    Rule { name: "workers_from_manager_overlay", group: "worker_security_group", from: "manager_security_group", protocol: "udp", port: 4789 },
+    Rule { name: "workers_from_workers_gossip_tcp", group: "worker_security_group", from: "worker_security_group", protocol: "tcp", port: 7946 },
+    Rule { name: "workers_from_workers_gossip_udp", group: "worker_security_group", from: "worker_security_group", protocol: "udp", port: 7946 },
+    Rule { name: "workers_from_workers_overlay", group: "worker_security_group", from: "worker_security_group", protocol: "udp", port: 4789 },
+];
+
+/// Images the manager runs, pinned so a re-run gets the same bits.
+pub const REGISTRY_IMAGE: &str = "registry:2.8.3";
+pub const REDIS_IMAGE: &str = "redis:7.2-alpine";
+
+pub const REGISTRY_PORT: u16 = 5000;
+pub const CACHE_PORT: u16 = 443;
+
+/// Names of the generated secrets in the state directory.
+pub const REGISTRY_PASSWORD: &str = "registry-password";
+const REDIS_PASSWORD: &str = "redis-password";
+const HTTP_SECRET: &str = "registry-http-secret";
+
+pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
+    let fqdn = params.fqdn();
+    let ips: Vec<IpAddr> = req.floating_ip.iter().map(|f| f.address).collect();
+    let names = certs::Names::for_registry(&params.hostname, &params.domain, &ips);
+    let certs = certs::ensure(req.state, req.stack_name, &names, req.now)?;
+    let registry_password = secret(req.state, REGISTRY_PASSWORD, 24)?;
+    let redis_password = secret(req.state, REDIS_PASSWORD, 32)?;
+    let http_secret = secret(req.state, HTTP_SECRET, 32)?;
+
+    let volume = params.volume_size > 0;
+    let data = if volume { "/data" } else { "/var/lib/provision" };
+    let blobs = match &params.registry.storage {
+        Storage::Filesystem => registry::Blobs::Filesystem,
+        Storage::Swift { .. } => registry::Blobs::Swift(req.swift_credentials.clone().ok_or(BundleError::SwiftWithoutCredentials)?),
+    };
+    let inputs = registry::Inputs {
+        fqdn: &fqdn,
+        registry_port: REGISTRY_PORT,
+        cache_port: CACHE_PORT,
+        bind: "",
+        redis_addr: "127.0.0.1:6379",
+        redis_password: &redis_password,
+        http_secret: &http_secret,
+        blobs,
+        remote_url: &params.registry.cache_remote_url,
+        layout: registry::Layout::node(),
+    };
+    let templates = render::Templates::load(req.templates)?;
+    let daemon_json = serde_json::to_string_pretty(&json!({
+        "registry-mirrors": [format!("https://{fqdn}")],
+        "mtu": params.docker_mtu,
+        "log-driver": "journald",
+    }))
+    .expect("plain data");
+    let services = json!([
+        {"unit": "docker-redis.service", "description": "Redis, the registries' blob-descriptor cache",
+         "container": "provision-redis", "data": format!("{data}/redis"), "mount": "/data", "after": "",
+         "args": format!("--entrypoint redis-server {REDIS_IMAGE} /etc/provision/redis/redis.conf")},
+        {"unit": "docker-registry.service", "description": "Private registry on 5000",
+         "container": "provision-registry", "data": format!("{data}/registry"), "mount": "/var/lib/registry",
+         "after": "docker-redis.service", "args": format!("{REGISTRY_IMAGE} /etc/provision/registry/config.yml")},
+        {"unit": "docker-registry-cache.service", "description": "Pull-through cache on 443",
+         "container": "provision-cache", "data": format!("{data}/cache"), "mount": "/var/lib/registry",
+         "after": "docker-redis.service", "args": format!("{REGISTRY_IMAGE} /etc/provision/registry/cache.yml")},
+    ]);
+    let rules: Vec<Value> = SWARM_RULES
+        .iter()
+        .map(|r| json!({"name": r.name, "group": r.group, "from": r.from, "protocol": r.protocol, "port": r.port}))
+        .collect();
+
+    let mut ctx = Context::new();
+    ctx.insert("fqdn", &fqdn);
+    ctx.insert("hostname", &params.hostname);
+    ctx.insert("volume", &volume);
+    ctx.insert("network", &json!({"existing": matches!(params.network, Network::Existing(_))}));
+    ctx.insert("swarm_rules", &rules);
+    ctx.insert("daemon_json", &daemon_json);
+    ctx.insert("ca_cert", certs.ca_pem.trim_end());
+    ctx.insert("server_cert", certs.server_pem.trim_end());
+    ctx.insert("server_key", certs.server_key_pem.expose().trim_end());
+    ctx.insert("registry_config", registry::to_yaml(&registry::private(&inputs)).trim_end());
+    ctx.insert("cache_config", registry::to_yaml(&registry::cache(&inputs)).trim_end());
+    ctx.insert("htpasswd", registry::htpasswd_line(&params.registry.user, &registry_password).trim_end());
+    ctx.insert("redis_password", &redis_password);
+    ctx.insert("services", &services);
+    // The node gives up a minute before Heat does, so its FAILURE (with
+    // the reason) arrives rather than Heat's bare timeout.
+    ctx.insert("signal_wait", &params.node_timeout.saturating_sub(60).max(60));
+    ctx.insert("signal_script", templates.render("nodes/signal.sh", &Context::new())?.trim_end());
+
+    let template = checked_yaml("template.yaml", templates.render("heat/stack.yaml", &ctx)?)?;
+    let mut files = BTreeMap::new();
+    files.insert("worker.yaml".to_string(), File { contents: checked_yaml("worker.yaml", templates.render("heat/worker.yaml", &ctx)?)?, mode: Mode::Public });
+    for (role, mode) in [("manager", Mode::Private), ("worker", Mode::Public)] {
+        let name = format!("{role}.cloud-config");
+        let text = checked_yaml(&name, templates.render(&format!("nodes/{name}"), &ctx)?)?;
+        files.insert(name, File { contents: text, mode });
+    }
+    let environment = environment_yaml(params, req);
+
+    let describe = |o: &certs::Outcome| match o {
+        certs::Outcome::Created => "created".to_string(),
+        certs::Outcome::Reused => "reused".to_string(),
+        certs::Outcome::Reissued(why) => format!("reissued: {why}"),
+    };
+    let summary = Summary {
+        stack_name: req.stack_name.to_string(),
+        registry: format!("{fqdn}:{REGISTRY_PORT}"),
+        cache: format!("https://{fqdn}"),
+        registry_user: params.registry.user.clone(),
+        registry_password_file: req.state.file(REGISTRY_PASSWORD),
+        ca_cert_file: req.state.file(certs::CA_CRT),
+        certificate_names: names.dns.iter().cloned().chain(names.ips.iter().map(|i| i.to_string())).collect(),
+        ca: describe(&certs.ca),
+        server_certificate: describe(&certs.server),
+        workers: params.workers.count,
+        network: match &params.network {
+            Network::Existing(n) => format!("existing network {n}"),
+            Network::Create { cidr } => format!("new network {cidr} routed to {}", params.fip_network),
+        },
+        storage: match &params.registry.storage {
+            Storage::Filesystem if volume => format!("filesystem on a {} GiB volume", params.volume_size),
+            Storage::Filesystem => "filesystem on the root disk".into(),
+            Storage::Swift { container } => format!("swift container {container}"),
+        },
+        templates_overridden: templates.overridden.clone(),
+    };
+    Ok(Bundle { template, environment, files, ca_cert: certs.ca_pem, registry_cert: certs.server_pem, summary })
+}
+
+/// The values Heat gets as parameters: everything an operator may change
+/// on a re-run without re-rendering the shape of the stack.
+pub fn heat_parameters(params: &Params, floating_ip: Option<&FloatingIp>) -> serde_json::Map<String, Value> {
+    let mut p = serde_json::Map::new();
+    let mut put = |k: &str, v: Value| {
+        p.insert(k.to_string(), v);
+    };
+    put("hostname", json!(params.hostname));
+    put("domain", json!(params.domain));
+    put("server_key", json!(params.server_key));
+    put("server_flavor", json!(params.server_flavor));
+    put("server_image", json!(params.server_image));
+    put("fip_network", json!(params.fip_network));
+    put("worker_count", json!(params.workers.count));
+    put("worker_flavor", json!(params.workers.flavor));
+    put("worker_image", json!(params.workers.image));
+    match &params.network {
+        Network::Existing(n) => put("private_network", json!(n)),
+        Network::Create { cidr } => put("private_cidr", json!(cidr)),
+    }
+    put("ssh_allowed_cidr", json!(params.ssh_allowed_cidr));
+    put("node_timeout", json!(params.node_timeout));
+    if params.volume_size > 0 {
+        put("volume_size", json!(params.volume_size));
+    }
+    if let Some(f) = floating_ip {
+        put("floating_ip_id", json!(f.id));
+        put("floating_ip_address", json!(f.address.to_string()));
+    }
+    p
+}
+
+fn environment_yaml(params: &Params, req: &Request) -> String {
+    let mut env = serde_json::Map::new();
+    env.insert("parameters".into(), Value::Object(heat_parameters(params, req.floating_ip.as_ref())));
+    for (k, v) in &params.passthrough {
+        env.insert(k.clone(), v.clone());
+    }
+    format!(
+        "# Rendered by provision for stack {}. Deploys with:\n#   openstack stack create -t template.yaml -e environment.yaml {}\n{}",
+        req.stack_name,
+        req.stack_name,
+        serde_saphyr::to_string(&Value::Object(env)).expect("plain data")
+    )
+}
+
+fn checked_yaml(name: &str, text: String) -> Result<String, BundleError> {
+    match serde_saphyr::from_str::<Value>(&text) {
+        Ok(_) => Ok(text),
+        Err(e) => Err(BundleError::Invalid { name: name.to_string(), message: e.to_string() }),
+    }
+}
+
+/// A generated secret, made once and kept 0600 in the state directory.
+fn secret(state: &StateDir, name: &str, len: usize) -> Result<String, BundleError> {
+    if let Some(s) = state.read(name)? {
+        let s = s.trim().to_string();
+        if !s.is_empty() {
+            return Ok(s);
+        }
+    }
+    let s = random_token(len);
+    state.write(name, &s, Mode::Private)?;
+    Ok(s)
+}
+
+/// Letters and digits only, so the secret is safe in YAML, shell and URLs.
+pub fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        aws_lc_rs::rand::fill(&mut buf).expect("the system's random source works");
+        // Rejection sampling keeps every character equally likely.
+        let limit = 256 - (256 % ALPHABET.len());
+        for b in buf {
+            if (b as usize) < limit && out.len() < len {
+                out.push(ALPHABET[b as usize % ALPHABET.len()] as char);
+            }
+        }
+    }
+    out
+}
+
+impl Bundle {
+    /// Writes the bundle as `openstack stack create` expects it: the
+    /// template, its environment and the files it names, side by side.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, StateError> {
+        let mut written = Vec::new();
+        let mut put = |name: &str, contents: &str, mode: Mode| -> Result<(), StateError> {
+            let path = dir.join(name);
+            state::write_file(&path, contents.as_bytes(), mode)?;
+            written.push(path);
+            Ok(())
+        };
+        put("template.yaml", &self.template, Mode::Public)?;
+        put("environment.yaml", &self.environment, Mode::Public)?;
+        for (name, f) in &self.files {
+            put(name, &f.contents, f.mode)?;
+        }
+        put("certs/ca.crt", &self.ca_cert, Mode::Public)?;
+        put("certs/registry.crt", &self.registry_cert, Mode::Public)?;
+        Ok(written)
+    }
+
+    /// Heat's `files` map.
+    pub fn files_map(&self) -> serde_json::Map<String, Value> {
+        self.files.iter().map(|(k, f)| (k.clone(), Value::String(f.contents.clone()))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_plain() {
+        let a = random_token(32);
+        let b = random_token(32);
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+}

@@ -1,0 +1,69 @@
+//! The Tera templates under `templates/`, built into the binary and
+//! overridable file by file with `--templates DIR`.
+
+use std::path::{Path, PathBuf};
+
+use tera::{Context, Tera};
+
+/// Every template provision renders, by its path under `templates/`.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("heat/stack.yaml", include_str!("../../templates/heat/stack.yaml")),
+    ("heat/worker.yaml", include_str!("../../templates/heat/worker.yaml")),
+    ("nodes/manager.cloud-config", include_str!("../../templates/nodes/manager.cloud-config")),
+    ("nodes/worker.cloud-config", include_str!("../../templates/nodes/worker.cloud-config")),
+    ("nodes/docker.part", include_str!("../../templates/nodes/docker.part")),
+    ("nodes/signal.sh", include_str!("../../templates/nodes/signal.sh")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot read template {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("template {name}: {message}")]
+    Template { name: String, message: String },
+}
+
+pub struct Templates {
+    tera: Tera,
+    /// The files taken from `--templates DIR` instead of the built-in ones.
+    pub overridden: Vec<PathBuf>,
+}
+
+impl Templates {
+    pub fn load(dir: Option<&Path>) -> Result<Templates, RenderError> {
+        let mut tera = Tera::new();
+        let mut overridden = Vec::new();
+        let mut sources = Vec::new();
+        for (name, builtin) in BUILTIN {
+            let text = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(path) => {
+                    let t = std::fs::read_to_string(&path).map_err(|source| RenderError::Read { path: path.clone(), source })?;
+                    overridden.push(path);
+                    t
+                }
+                None => builtin.to_string(),
+            };
+            sources.push((*name, text));
+        }
+        // All at once, so templates can include each other in any order.
+        tera.add_raw_templates(sources).map_err(|e| template_error("templates", &e))?;
+        Ok(Templates { tera, overridden })
+    }
+
+    /// The template's own text (for files shipped verbatim, like scripts).
+    pub fn render(&self, name: &str, ctx: &Context) -> Result<String, RenderError> {
+        self.tera.render(name, ctx).map_err(|e| template_error(name, &e))
+    }
+}
+
+fn template_error(name: &str, e: &tera::Error) -> RenderError {
+    // Tera's error chain holds the useful part (which variable, which line).
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    RenderError::Template { name: name.to_string(), message }
+}

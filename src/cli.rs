@@ -1,0 +1,140 @@
+//! The command line, as data: one clap definition that `--help`, the shell
+//! completions and the man page are all generated from.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  provision render --env env_params.yml --out bundle/
+  provision render -e env_params.yml -e env/local-cloud.yml --out bundle/ --output json
+  provision params
+  OS_CLOUD=mycloud provision render -e env_params.yml --out bundle/
+
+Exit codes: 0 done, 1 failed, 2 bad input or usage (nothing was done).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "provision",
+    version,
+    about = "Heat environment file in, Docker Swarm with a private registry on OpenStack out",
+    long_about = "Reads Heat environment files (parameters, parameter_defaults, resource_registry) into \
+                  typed parameters, renders a Heat template and Flatcar node configs, and makes the \
+                  registry's CA and certificate. Credentials come from --os-cloud (clouds.yaml), the \
+                  OS_* variables, or the environment file's os_* parameters, in that order.",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Heat environment file; repeat to merge several, later ones win.
+    #[arg(short = 'e', long = "env", value_name = "FILE", global = true)]
+    pub env: Vec<PathBuf>,
+
+    /// Stack name [default: the hostname parameter].
+    #[arg(long, value_name = "NAME", global = true)]
+    pub name: Option<String>,
+
+    /// Where the CA, certificates and generated passwords are kept, one
+    /// folder per stack [default: $XDG_STATE_HOME/provision or ~/.local/state/provision].
+    #[arg(long, value_name = "DIR", env = "PROVISION_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+
+    /// Use templates from DIR instead of the built-in ones, file by file
+    /// (same layout as templates/ in the source).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub templates: Option<PathBuf>,
+
+    /// Cloud from clouds.yaml (and secure.yaml) to use.
+    #[arg(long, value_name = "NAME", env = "OS_CLOUD", global = true)]
+    pub os_cloud: Option<String>,
+
+    /// CA bundle to verify the cloud's TLS certificates with.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub os_cacert: Option<PathBuf>,
+
+    /// Do not verify the cloud's TLS certificates (says so on every run).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+
+    /// How results are printed: for people, or one JSON document on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Human, global = true)]
+    pub output: Output,
+
+    /// When to colour the output.
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    pub color: Color,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the bundle: template, environment, node configs and certificates.
+    #[command(after_help = "\
+Examples:
+  provision render --env env_params.yml --out bundle/
+  openstack stack create -t bundle/template.yaml -e bundle/environment.yaml myhost
+
+The CA key and the registry password stay in the state directory; the bundle
+holds only what Heat and the nodes need (manager.cloud-config is 0600: it
+carries the registry's key and passwords for the node).")]
+    Render(RenderArgs),
+
+    /// List the parameters an environment file may set.
+    #[command(after_help = "\
+Examples:
+  provision params
+  provision params --markdown > params.md")]
+    Params {
+        /// Print the table as Markdown (as in the README).
+        #[arg(long)]
+        markdown: bool,
+    },
+
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  provision completions bash > /etc/bash_completion.d/provision
+  provision completions zsh > ~/.zfunc/_provision")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff).
+    #[command(after_help = "\
+Examples:
+  provision man > provision.1 && man ./provision.1")]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Folder to write the bundle into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// The manager's floating IP, when already allocated, as ID=ADDRESS;
+    /// the registry certificate then names the address.
+    #[arg(long, value_name = "ID=ADDRESS")]
+    pub floating_ip: Option<String>,
+}

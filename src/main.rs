@@ -1,0 +1,61 @@
+//! Entry point: parse the command line, run one command, print the outcome,
+//! and choose the exit code here and nowhere else.
+
+mod cli;
+mod commands;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use provision::params::InputError;
+
+/// Exit codes, documented in `--help` and the README.
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.global.color);
+    let mut ui = ui::Ui::new(cli.global.output, cli.global.color);
+    match commands::run(&cli, &mut ui) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let (code, kind) = match err.downcast_ref::<InputError>() {
+                Some(_) => (EXIT_BAD_INPUT, "input"),
+                None => (EXIT_FAILED, "failed"),
+            };
+            // `{:#}` prints the whole context chain on one line.
+            let message = format!("{err:#}");
+            ui.error(&message);
+            let problems = err.downcast_ref::<InputError>().map(|e| {
+                e.0.iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "file": p.at.path, "line": p.at.line, "column": p.at.column,
+                            "key": p.key, "message": p.message, "hint": p.hint,
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            });
+            ui.json(&serde_json::json!({
+                "ok": false, "exit_code": code, "kind": kind, "error": message,
+                "problems": problems, "warnings": ui.warnings(),
+            }));
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// `RUST_LOG` turns on tracing (to stderr); without it nothing is traced.
+fn init_tracing(color: cli::Color) {
+    use std::io::IsTerminal;
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG") else { return };
+    let ansi = match color {
+        cli::Color::Always => true,
+        cli::Color::Never => false,
+        cli::Color::Auto => std::io::stderr().is_terminal(),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+}

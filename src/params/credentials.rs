@@ -1,0 +1,416 @@
+//! Where the OpenStack credentials come from. Three sources, first match wins:
+//!
+//! 1. `--os-cloud NAME` / `OS_CLOUD`: an entry of clouds.yaml, with
+//!    secure.yaml merged over it (the OpenStack client's own files);
+//! 2. `OS_AUTH_URL` and the other `OS_*` variables (an openrc file);
+//! 3. the `os_*` parameters of the environment files (the seed's way).
+//!
+//! The result says which source it used, and never shows the secret.
+
+use std::path::{Path, PathBuf};
+
+use super::error::{Problem, Where};
+use super::secret::Secret;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    CloudsYaml { cloud: String, file: PathBuf },
+    Environment,
+    EnvFile(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Source::CloudsYaml { cloud, file } => write!(f, "cloud `{cloud}` in {}", file.display()),
+            Source::Environment => f.write_str("the OS_* environment variables"),
+            Source::EnvFile(p) => write!(f, "the os_* parameters in {}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    Password { username: String, password: Secret, user_domain: String },
+    ApplicationCredential { id: Option<String>, name: Option<String>, username: Option<String>, user_domain: String, secret: Secret },
+}
+
+/// Which project a token is for. Application credentials carry their own.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Project {
+    pub name: Option<String>,
+    pub id: Option<String>,
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub source: Source,
+    pub auth_url: String,
+    pub auth: Auth,
+    pub project: Option<Project>,
+    pub region: Option<String>,
+    pub interface: String,
+    pub cacert: Option<PathBuf>,
+    pub verify: bool,
+}
+
+/// What the command line says about credentials.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub os_cloud: Option<String>,
+    pub cacert: Option<PathBuf>,
+    pub insecure: bool,
+}
+
+/// The seed's `os_*` parameters as read from the environment files.
+#[derive(Debug, Clone, Default)]
+pub struct EnvFileCredentials {
+    pub file: Option<PathBuf>,
+    pub auth_url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub region: Option<String>,
+    pub project_name: Option<String>,
+    pub user_domain: String,
+    pub project_domain: String,
+}
+
+pub struct Resolved {
+    pub credentials: Option<Credentials>,
+    pub warnings: Vec<String>,
+}
+
+/// Picks the source and reads it. `var` reads an environment variable, so
+/// tests can give their own.
+pub fn resolve(
+    req: &Request,
+    var: &dyn Fn(&str) -> Option<String>,
+    from_env_files: &EnvFileCredentials,
+) -> Result<Resolved, Problem> {
+    let mut warnings = Vec::new();
+    let cloud = req.os_cloud.clone().or_else(|| var("OS_CLOUD")).filter(|c| !c.is_empty());
+    let mut creds = if let Some(cloud) = cloud {
+        from_clouds_yaml(&cloud, var, &mut warnings)?
+    } else if let Some(url) = var("OS_AUTH_URL").filter(|u| !u.is_empty()) {
+        from_os_vars(url, var)?
+    } else if let Some(url) = &from_env_files.auth_url {
+        from_env_file(url, from_env_files, &mut warnings)?
+    } else {
+        return Ok(Resolved { credentials: None, warnings });
+    };
+    let (url, warning) = keystone_v3_url(&creds.auth_url);
+    creds.auth_url = url;
+    warnings.extend(warning);
+    if let Some(ca) = &req.cacert {
+        creds.cacert = Some(ca.clone());
+    } else if let Some(ca) = var("OS_CACERT").filter(|c| !c.is_empty()) {
+        creds.cacert.get_or_insert(PathBuf::from(ca));
+    }
+    if req.insecure || var("OS_INSECURE").is_some_and(|v| truthy(&v)) {
+        creds.verify = false;
+        warnings.push("TLS certificates of the cloud will NOT be verified (--insecure)".into());
+    }
+    Ok(Resolved { credentials: Some(creds), warnings })
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+/// Keystone v2 is gone from every supported cloud; the seed's
+/// `https://identity:5000/v2` means the same service's v3.
+pub fn keystone_v3_url(url: &str) -> (String, Option<String>) {
+    let trimmed = url.trim_end_matches('/');
+    for v2 in ["/v2.0", "/v2"] {
+        if let Some(base) = trimmed.strip_suffix(v2) {
+            let v3 = format!("{base}/v3");
+            return (v3.clone(), Some(format!("Keystone v2 URL {trimmed} is used as {v3} (v2 is no longer served)")));
+        }
+    }
+    if trimmed.ends_with("/v3") {
+        (trimmed.to_string(), None)
+    } else {
+        (format!("{trimmed}/v3"), None)
+    }
+}
+
+fn from_env_file(url: &str, e: &EnvFileCredentials, warnings: &mut Vec<String>) -> Result<Credentials, Problem> {
+    let file = e.file.clone().unwrap_or_default();
+    let missing = |what: &str| {
+        Problem::new(Where::file(&file), format!("os_authurl is set but {what} is missing"))
+            .key(what)
+            .hint("give all of os_authurl, os_username, os_password, or use clouds.yaml (--os-cloud)")
+    };
+    let username = e.username.clone().ok_or_else(|| missing("os_username"))?;
+    let password = e.password.clone().ok_or_else(|| missing("os_password"))?;
+    warnings.extend(readable_by_others(&file));
+    Ok(Credentials {
+        source: Source::EnvFile(file),
+        auth_url: url.to_string(),
+        auth: Auth::Password { username, password, user_domain: e.user_domain.clone() },
+        project: e.project_name.as_ref().map(|name| Project {
+            name: Some(name.clone()),
+            id: None,
+            domain: e.project_domain.clone(),
+        }),
+        region: e.region.clone(),
+        interface: "public".into(),
+        cacert: None,
+        verify: true,
+    })
+}
+
+fn from_os_vars(url: String, var: &dyn Fn(&str) -> Option<String>) -> Result<Credentials, Problem> {
+    let get = |k: &str| var(k).filter(|v| !v.is_empty());
+    let user_domain = get("OS_USER_DOMAIN_NAME").or_else(|| get("OS_USER_DOMAIN_ID")).unwrap_or_else(|| "Default".into());
+    let env_problem = |msg: &str| Problem::new(Where::file(Path::new("<environment>")), msg.to_string());
+    let auth = match get("OS_AUTH_TYPE").as_deref() {
+        Some("v3applicationcredential") => Auth::ApplicationCredential {
+            id: get("OS_APPLICATION_CREDENTIAL_ID"),
+            name: get("OS_APPLICATION_CREDENTIAL_NAME"),
+            username: get("OS_USERNAME"),
+            user_domain,
+            secret: Secret::new(
+                get("OS_APPLICATION_CREDENTIAL_SECRET")
+                    .ok_or_else(|| env_problem("OS_AUTH_TYPE=v3applicationcredential needs OS_APPLICATION_CREDENTIAL_SECRET"))?,
+            ),
+        },
+        None | Some("password") | Some("v3password") => Auth::Password {
+            username: get("OS_USERNAME").ok_or_else(|| env_problem("OS_AUTH_URL is set but OS_USERNAME is not"))?,
+            password: Secret::new(get("OS_PASSWORD").ok_or_else(|| env_problem("OS_AUTH_URL is set but OS_PASSWORD is not"))?),
+            user_domain,
+        },
+        Some(other) => {
+            return Err(env_problem(&format!(
+                "OS_AUTH_TYPE={other} is not supported; use password or v3applicationcredential"
+            )));
+        }
+    };
+    let project_name = get("OS_PROJECT_NAME").or_else(|| get("OS_TENANT_NAME"));
+    let project_id = get("OS_PROJECT_ID").or_else(|| get("OS_TENANT_ID"));
+    let project = (project_name.is_some() || project_id.is_some()).then(|| Project {
+        name: project_name,
+        id: project_id,
+        domain: get("OS_PROJECT_DOMAIN_NAME").or_else(|| get("OS_PROJECT_DOMAIN_ID")).unwrap_or_else(|| "Default".into()),
+    });
+    Ok(Credentials {
+        source: Source::Environment,
+        auth_url: url,
+        auth,
+        project,
+        region: get("OS_REGION_NAME"),
+        interface: get("OS_INTERFACE").unwrap_or_else(|| "public".into()),
+        cacert: None,
+        verify: true,
+    })
+}
+
+/// The places the OpenStack client looks for its files, in its order.
+fn config_dirs(var: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from(".")];
+    if let Some(x) = var("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+        dirs.push(PathBuf::from(x).join("openstack"));
+    } else if let Some(home) = var("HOME") {
+        dirs.push(PathBuf::from(home).join(".config/openstack"));
+    }
+    dirs.push(PathBuf::from("/etc/openstack"));
+    dirs
+}
+
+fn find_file(var: &dyn Fn(&str) -> Option<String>, explicit: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = var(explicit).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    config_dirs(var).into_iter().flat_map(|d| names.iter().map(move |n| d.join(n))).find(|p| p.is_file())
+}
+
+fn read_yaml(path: &Path) -> Result<serde_json::Value, Problem> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Problem::new(Where::file(path), format!("cannot read: {e}")))?;
+    serde_saphyr::from_str::<serde_json::Value>(&text).map_err(|e| {
+        let at = e.location().map_or(Where::file(path), |l| Where::at(path, l.line(), l.column()));
+        Problem::new(at, format!("not valid YAML: {}", e.without_snippet().to_string().lines().next().unwrap_or("")))
+    })
+}
+
+fn from_clouds_yaml(cloud: &str, var: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> Result<Credentials, Problem> {
+    let Some(file) = find_file(var, "OS_CLIENT_CONFIG_FILE", &["clouds.yaml", "clouds.yml"]) else {
+        return Err(Problem::new(
+            Where::file(Path::new("clouds.yaml")),
+            format!("cloud `{cloud}` was asked for, but no clouds.yaml was found"),
+        )
+        .hint("looked in ./, ~/.config/openstack/, /etc/openstack/ and OS_CLIENT_CONFIG_FILE"));
+    };
+    let doc = read_yaml(&file)?;
+    let clouds = doc.get("clouds").and_then(|c| c.as_object());
+    let Some(mut entry) = clouds.and_then(|c| c.get(cloud)).cloned() else {
+        let known: Vec<&str> = clouds.map(|c| c.keys().map(String::as_str).collect()).unwrap_or_default();
+        return Err(Problem::new(Where::file(&file), format!("no cloud named `{cloud}`"))
+            .key(cloud)
+            .suggest_from(cloud, &known)
+            .hint_if_none(format!("clouds in this file: {}", known.join(", "))));
+    };
+    let mut files_with_secrets = vec![file.clone()];
+    if let Some(secure) = find_file(var, "OS_SECURE_FILE", &["secure.yaml", "secure.yml"]) {
+        let sdoc = read_yaml(&secure)?;
+        if let Some(s) = sdoc.get("clouds").and_then(|c| c.get(cloud)) {
+            merge(&mut entry, s);
+            files_with_secrets = vec![secure];
+        }
+    }
+    let auth = entry.get("auth").cloned().unwrap_or_default();
+    let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let bad = |msg: String| Problem::new(Where::file(&file), msg).key(cloud);
+    let auth_url = s(&auth, "auth_url").ok_or_else(|| bad(format!("cloud `{cloud}` has no auth.auth_url")))?;
+    let user_domain = s(&auth, "user_domain_name").or_else(|| s(&auth, "user_domain_id")).unwrap_or_else(|| "Default".into());
+    let auth_type = s(&entry, "auth_type").unwrap_or_else(|| "password".into());
+    let creds_auth = match auth_type.as_str() {
+        "password" | "v3password" => Auth::Password {
+            username: s(&auth, "username").ok_or_else(|| bad(format!("cloud `{cloud}` has no auth.username")))?,
+            password: Secret::new(s(&auth, "password").ok_or_else(|| {
+                bad(format!("cloud `{cloud}` has no auth.password (in clouds.yaml or secure.yaml)"))
+            })?),
+            user_domain,
+        },
+        "v3applicationcredential" => Auth::ApplicationCredential {
+            id: s(&auth, "application_credential_id"),
+            name: s(&auth, "application_credential_name"),
+            username: s(&auth, "username"),
+            user_domain,
+            secret: Secret::new(
+                s(&auth, "application_credential_secret")
+                    .ok_or_else(|| bad(format!("cloud `{cloud}` has no auth.application_credential_secret")))?,
+            ),
+        },
+        other => return Err(bad(format!("auth_type `{other}` is not supported; use password or v3applicationcredential"))),
+    };
+    for f in &files_with_secrets {
+        warnings.extend(readable_by_others(f));
+    }
+    let project_name = s(&auth, "project_name").or_else(|| s(&auth, "tenant_name"));
+    let project_id = s(&auth, "project_id").or_else(|| s(&auth, "tenant_id"));
+    let project = (project_name.is_some() || project_id.is_some()).then(|| Project {
+        name: project_name,
+        id: project_id,
+        domain: s(&auth, "project_domain_name").or_else(|| s(&auth, "project_domain_id")).unwrap_or_else(|| "Default".into()),
+    });
+    let verify = entry.get("verify").and_then(|v| v.as_bool()).unwrap_or(true);
+    Ok(Credentials {
+        source: Source::CloudsYaml { cloud: cloud.to_string(), file: file.clone() },
+        auth_url,
+        auth: creds_auth,
+        project,
+        region: s(&entry, "region_name"),
+        interface: s(&entry, "interface").unwrap_or_else(|| "public".into()),
+        cacert: s(&entry, "cacert").map(PathBuf::from),
+        verify,
+    })
+}
+
+/// secure.yaml's values go over clouds.yaml's, key by key.
+fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// A warning when a file that holds a password can be read by group or others.
+pub fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} holds a password and is readable by others (mode {:04o}); run: chmod 600 {}",
+            path.display(),
+            mode,
+            path.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn v2_urls_become_v3_with_a_warning() {
+        let (u, w) = keystone_v3_url("https://identity:5000/v2");
+        assert_eq!(u, "https://identity:5000/v3");
+        assert!(w.unwrap().contains("v2"));
+        assert_eq!(keystone_v3_url("https://k:5000/v2.0/").0, "https://k:5000/v3");
+        assert_eq!(keystone_v3_url("https://k:5000/v3").1, None);
+        assert_eq!(keystone_v3_url("https://k:5000").0, "https://k:5000/v3");
+    }
+
+    #[test]
+    fn os_vars_beat_env_file_and_clouds_yaml_beats_both() {
+        let envfile = EnvFileCredentials {
+            file: Some("seed.yml".into()),
+            auth_url: Some("https://seed:5000/v2".into()),
+            username: Some("engapa".into()),
+            password: Some(Secret::new("xxxxx")),
+            ..Default::default()
+        };
+        let r = resolve(&Request::default(), &vars(&[]), &envfile).unwrap();
+        assert_eq!(r.credentials.unwrap().source, Source::EnvFile("seed.yml".into()));
+
+        let os = vars(&[("OS_AUTH_URL", "http://k/v3"), ("OS_USERNAME", "u"), ("OS_PASSWORD", "p"), ("OS_PROJECT_NAME", "demo")]);
+        let c = resolve(&Request::default(), &os, &envfile).unwrap().credentials.unwrap();
+        assert_eq!(c.source, Source::Environment);
+        assert_eq!(c.project.unwrap().name.as_deref(), Some("demo"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let clouds = dir.path().join("clouds.yaml");
+        std::fs::write(&clouds, "clouds:\n  lab:\n    auth:\n      auth_url: http://lab/v3\n      username: a\n      project_name: p\n    region_name: R\n").unwrap();
+        std::fs::write(dir.path().join("secure.yaml"), "clouds:\n  lab:\n    auth:\n      password: s3cret\n").unwrap();
+        let p = |f: &str| dir.path().join(f).to_string_lossy().to_string();
+        let env = vars(&[
+            ("OS_CLOUD", "lab"),
+            ("OS_CLIENT_CONFIG_FILE", &p("clouds.yaml")),
+            ("OS_SECURE_FILE", &p("secure.yaml")),
+            ("OS_AUTH_URL", "http://ignored/v3"),
+        ]);
+        let c = resolve(&Request::default(), &env, &envfile).unwrap().credentials.unwrap();
+        assert!(matches!(c.source, Source::CloudsYaml { .. }));
+        assert_eq!(c.region.as_deref(), Some("R"));
+        match c.auth {
+            Auth::Password { password, .. } => assert_eq!(password.expose(), "s3cret"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_cloud_gets_a_suggestion() {
+        let dir = tempfile::tempdir().unwrap();
+        let clouds = dir.path().join("clouds.yaml");
+        std::fs::write(&clouds, "clouds:\n  production:\n    auth: {auth_url: http://x/v3}\n").unwrap();
+        let env = vars(&[("OS_CLIENT_CONFIG_FILE", clouds.to_str().unwrap())]);
+        let req = Request { os_cloud: Some("prodution".into()), ..Default::default() };
+        let e = resolve(&req, &env, &EnvFileCredentials::default()).err().unwrap();
+        assert_eq!(e.hint.as_deref(), Some("did you mean `production`?"));
+    }
+
+    #[test]
+    fn group_readable_password_file_is_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secure.yaml");
+        std::fs::write(&f, "x").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(readable_by_others(&f).unwrap().contains("chmod 600"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(readable_by_others(&f), None);
+    }
+}

@@ -1,0 +1,152 @@
+//! Every parameter provision understands: its name, what it holds, its
+//! default and one line of documentation. This table is the single list the
+//! parser, the "did you mean" hints and the README's parameter table come
+//! from.
+
+/// What a parameter holds, which decides how its value is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A DNS label (RFC 1123): letters, digits and inner hyphens, 1-63 long.
+    Label,
+    /// A domain name made of labels.
+    Domain,
+    /// A name or ID of something in the cloud (flavor, image, network, key).
+    Name,
+    /// A whole number between the two bounds.
+    Count(u64, u64),
+    /// An IPv4 network in CIDR notation.
+    Cidr,
+    /// An https URL.
+    Url,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// Free text that must never be shown.
+    Secret,
+    /// Free text on one line.
+    Text,
+}
+
+impl Kind {
+    pub fn describe(self) -> String {
+        match self {
+            Kind::Label => "a host name (letters, digits, inner hyphens; 1-63)".into(),
+            Kind::Domain => "a domain name such as example.com".into(),
+            Kind::Name => "a name or ID".into(),
+            Kind::Count(lo, hi) => format!("a whole number from {lo} to {hi}"),
+            Kind::Cidr => "an IPv4 network such as 10.0.0.0/24".into(),
+            Kind::Url => "an https:// URL".into(),
+            Kind::Choice(words) => format!("one of {}", words.join(", ")),
+            Kind::Secret => "a secret string".into(),
+            Kind::Text => "a string".into(),
+        }
+    }
+}
+
+/// One parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct Def {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// `None` means the parameter is required (or, for credentials, optional
+    /// with no default).
+    pub default: Option<&'static str>,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+const fn req(name: &'static str, kind: Kind, doc: &'static str) -> Def {
+    Def { name, kind, default: None, required: true, doc }
+}
+const fn opt(name: &'static str, kind: Kind, default: Option<&'static str>, doc: &'static str) -> Def {
+    Def { name, kind, default, required: false, doc }
+}
+
+pub const STORAGE: &[&str] = &["filesystem", "swift"];
+
+pub const DEFS: &[Def] = &[
+    req("hostname", Kind::Label, "Name of the management node; also the default stack name."),
+    req("domain", Kind::Domain, "Domain of the nodes; the registry answers as hostname.domain."),
+    req("server_key", Kind::Name, "Nova keypair installed on every node."),
+    req("server_flavor", Kind::Name, "Flavor of the management node."),
+    req("server_image", Kind::Name, "Image of every node: Flatcar Container Linux (reads #cloud-config)."),
+    req("fip_network", Kind::Name, "External network the manager's floating IP comes from."),
+    opt("worker_count", Kind::Count(0, 200), Some("0"), "Number of worker nodes (no public address)."),
+    opt("worker_flavor", Kind::Name, None, "Flavor of the workers; defaults to server_flavor."),
+    opt("worker_image", Kind::Name, None, "Image of the workers; defaults to server_image."),
+    opt("private_network", Kind::Name, None, "Existing network for the nodes; without it the stack creates one, with a router to fip_network."),
+    opt("private_cidr", Kind::Cidr, Some("10.20.30.0/24"), "Subnet of the network the stack creates (unused with private_network)."),
+    opt("ssh_allowed_cidr", Kind::Cidr, Some("0.0.0.0/0"), "Who may reach SSH (22) on the manager."),
+    opt("volume_size", Kind::Count(0, 16384), Some("20"), "GiB of Cinder volume for the manager's /data (registry storage); 0 for none."),
+    opt("docker_mtu", Kind::Count(576, 9000), Some("1400"), "MTU of Docker's networks on the nodes."),
+    opt("node_timeout", Kind::Count(60, 86400), Some("1800"), "Seconds Heat waits for each node to signal that it is ready."),
+    opt("registry_user", Kind::Label, Some("provision"), "User of the private registry (htpasswd, bcrypt)."),
+    opt("registry_storage", Kind::Choice(STORAGE), Some("filesystem"), "Where the private registry keeps blobs: filesystem (/data) or swift (puts os_* credentials on the node)."),
+    opt("swift_container", Kind::Name, Some("docker-registry"), "Swift container, with registry_storage: swift."),
+    opt("cache_remote_url", Kind::Url, Some("https://registry-1.docker.io"), "Upstream of the pull-through cache."),
+    opt("os_authurl", Kind::Url, None, "Keystone URL (v2 URLs are mapped to v3)."),
+    opt("os_username", Kind::Text, None, "OpenStack user."),
+    opt("os_password", Kind::Secret, None, "OpenStack password (prefer clouds.yaml + secure.yaml)."),
+    opt("os_region", Kind::Text, None, "OpenStack region."),
+    opt("os_project_name", Kind::Text, None, "OpenStack project; needed with Keystone v3 unless the user has a default project."),
+    opt("os_user_domain_name", Kind::Text, Some("Default"), "Domain of the user."),
+    opt("os_project_domain_name", Kind::Text, Some("Default"), "Domain of the project."),
+];
+
+pub fn find(name: &str) -> Option<&'static Def> {
+    DEFS.iter().find(|d| d.name == name)
+}
+
+pub fn names() -> Vec<&'static str> {
+    DEFS.iter().map(|d| d.name).collect()
+}
+
+/// The parameter table as Markdown, for the README.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| parameter | required | default | what it is |\n|---|---|---|---|\n");
+    for d in DEFS {
+        let default = match (d.required, d.default) {
+            (true, _) => "".to_string(),
+            (false, Some(v)) => format!("`{v}`"),
+            (false, None) => "".to_string(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            d.name,
+            if d.required { "yes" } else { "" },
+            default,
+            d.doc
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_defaults_are_valid() {
+        let mut seen = std::collections::HashSet::new();
+        for d in DEFS {
+            assert!(seen.insert(d.name), "{} twice", d.name);
+            assert!(!(d.required && d.default.is_some()), "{} is required with a default", d.name);
+            if let Some(v) = d.default {
+                let value = serde_json::Value::String(v.to_string());
+                assert!(
+                    super::super::values::check(d, &value).is_ok(),
+                    "default of {} does not pass its own check",
+                    d.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn readme_table_is_current() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        assert!(
+            readme.contains(&markdown_table()),
+            "README.md's parameter table is out of date; paste the output of `provision params --markdown`"
+        );
+    }
+}

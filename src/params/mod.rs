@@ -1,0 +1,294 @@
+//! **Stage 1 of 4: params.** Takes the operator's Heat environment files and
+//! gives one typed, validated [`Params`], or every problem in the input with
+//! its file, line, column and key. Nothing here talks to a cloud.
+//!
+//! Files are merged in the order given, like `openstack stack create -e`:
+//! a later file overrides an earlier one, and a value under `parameters`
+//! overrides one under `parameter_defaults`.
+
+pub mod credentials;
+pub mod defs;
+pub mod envfile;
+pub mod error;
+pub mod secret;
+pub mod values;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use defs::Def;
+use envfile::{EnvFile, Section};
+pub use error::{InputError, Problem, Where};
+pub use secret::Secret;
+use values::Checked;
+
+/// Where the nodes' private network comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    /// An existing network, by name or ID.
+    Existing(String),
+    /// A network, subnet and router the stack creates.
+    Create { cidr: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// Blobs under /data on the manager (a Cinder volume when volume_size > 0).
+    Filesystem,
+    /// Blobs in a Swift container, with the operator's OpenStack credentials
+    /// on the node (as in the seed).
+    Swift { container: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    pub user: String,
+    pub storage: Storage,
+    pub cache_remote_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workers {
+    pub count: u64,
+    pub flavor: String,
+    pub image: String,
+}
+
+/// Everything the later stages need, checked.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub hostname: String,
+    pub domain: String,
+    pub server_key: String,
+    pub server_flavor: String,
+    pub server_image: String,
+    pub fip_network: String,
+    pub workers: Workers,
+    pub network: Network,
+    pub ssh_allowed_cidr: String,
+    pub volume_size: u64,
+    pub docker_mtu: u64,
+    pub node_timeout: u64,
+    pub registry: Registry,
+    /// The `os_*` parameters, for [`credentials::resolve`].
+    pub env_credentials: credentials::EnvFileCredentials,
+    /// `resource_registry` and Heat's other sections, merged, for Heat.
+    pub passthrough: serde_json::Map<String, serde_json::Value>,
+    pub files: Vec<PathBuf>,
+}
+
+impl Params {
+    /// The registry's name: `hostname.domain`.
+    pub fn fqdn(&self) -> String {
+        format!("{}.{}", self.hostname, self.domain)
+    }
+
+    /// Reads, merges and checks the environment files.
+    pub fn load(paths: &[PathBuf]) -> Result<Params, InputError> {
+        let mut problems = Vec::new();
+        let mut files = Vec::new();
+        for p in paths {
+            match EnvFile::load(p) {
+                Ok(f) => files.push(f),
+                Err(mut e) => problems.append(&mut e),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(InputError(problems));
+        }
+        Params::from_files(&files)
+    }
+
+    pub fn from_files(files: &[EnvFile]) -> Result<Params, InputError> {
+        let last_file = files.last().map_or_else(|| PathBuf::from("<no environment file>"), |f| f.path.clone());
+        if files.is_empty() {
+            return Err(InputError(vec![Problem::new(
+                Where::file(&last_file),
+                "no environment file given; pass one with --env FILE",
+            )]));
+        }
+        let merged = merge(files);
+        let mut problems = Vec::new();
+        let known = defs::names();
+        for entry in merged.unknown.iter() {
+            problems.push(
+                Problem::new(entry.at.clone(), format!("unknown parameter `{}`", entry.key))
+                    .key(&entry.key)
+                    .suggest_from(&entry.key, &known)
+                    .hint_if_none("`provision params` lists the parameters"),
+            );
+        }
+        let mut get = Getter { merged: &merged, problems: &mut problems, missing_at: Where::file(&last_file) };
+        let text = |g: &mut Getter, n| g.text(n);
+        let hostname = text(&mut get, "hostname");
+        let domain = text(&mut get, "domain");
+        let server_key = text(&mut get, "server_key");
+        let server_flavor = text(&mut get, "server_flavor");
+        let server_image = text(&mut get, "server_image");
+        let fip_network = text(&mut get, "fip_network");
+        let workers = Workers {
+            count: get.count("worker_count"),
+            flavor: get.opt_text("worker_flavor").unwrap_or_else(|| server_flavor.clone()),
+            image: get.opt_text("worker_image").unwrap_or_else(|| server_image.clone()),
+        };
+        let private_cidr = get.text("private_cidr");
+        let network = match get.opt_text("private_network") {
+            Some(name) => Network::Existing(name),
+            None => Network::Create { cidr: private_cidr },
+        };
+        let storage = match get.text("registry_storage").as_str() {
+            "swift" => Storage::Swift { container: get.text("swift_container") },
+            _ => Storage::Filesystem,
+        };
+        let registry = Registry { user: get.text("registry_user"), storage, cache_remote_url: get.text("cache_remote_url") };
+        let ssh_allowed_cidr = get.text("ssh_allowed_cidr");
+        let volume_size = get.count("volume_size");
+        let docker_mtu = get.count("docker_mtu");
+        let node_timeout = get.count("node_timeout");
+        let env_credentials = credentials::EnvFileCredentials {
+            file: merged.value_at("os_authurl").or_else(|| merged.value_at("os_password")).map(|w| w.path.clone()),
+            auth_url: get.opt_text("os_authurl"),
+            username: get.opt_text("os_username"),
+            password: get.opt_secret("os_password"),
+            region: get.opt_text("os_region"),
+            project_name: get.opt_text("os_project_name"),
+            user_domain: get.text("os_user_domain_name"),
+            project_domain: get.text("os_project_domain_name"),
+        };
+        if !problems.is_empty() {
+            return Err(InputError(problems));
+        }
+        let fqdn_len = hostname.len() + 1 + domain.len();
+        if fqdn_len > 253 {
+            return Err(InputError(vec![
+                Problem::new(merged.value_at("domain").unwrap_or(Where::file(&last_file)), format!("hostname.domain is {fqdn_len} characters; at most 253"))
+                    .key("domain"),
+            ]));
+        }
+        Ok(Params {
+            hostname,
+            domain,
+            server_key,
+            server_flavor,
+            server_image,
+            fip_network,
+            workers,
+            network,
+            ssh_allowed_cidr,
+            volume_size,
+            docker_mtu,
+            node_timeout,
+            registry,
+            env_credentials,
+            passthrough: merged.passthrough,
+            files: files.iter().map(|f| f.path.clone()).collect(),
+        })
+    }
+}
+
+/// The environment files folded into one view: the winning value of every
+/// known parameter, where it was written, and what was not recognised.
+struct Merged {
+    values: HashMap<String, envfile::Entry>,
+    unknown: Vec<envfile::Entry>,
+    passthrough: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Merged {
+    fn value_at(&self, name: &str) -> Option<Where> {
+        self.values.get(name).map(|e| e.at.clone())
+    }
+}
+
+fn merge(files: &[EnvFile]) -> Merged {
+    let mut from_defaults: HashMap<String, envfile::Entry> = HashMap::new();
+    let mut from_parameters: HashMap<String, envfile::Entry> = HashMap::new();
+    let mut unknown = Vec::new();
+    let mut passthrough = serde_json::Map::new();
+    for file in files {
+        for (section, entries) in [(Section::ParameterDefaults, &file.parameter_defaults), (Section::Parameters, &file.parameters)] {
+            for e in entries {
+                if defs::find(&e.key).is_none() {
+                    unknown.push(e.clone());
+                    continue;
+                }
+                let target = if section == Section::Parameters { &mut from_parameters } else { &mut from_defaults };
+                target.insert(e.key.clone(), e.clone());
+            }
+        }
+        for (k, v) in &file.passthrough {
+            match (passthrough.get_mut(k), v) {
+                // resource_registry mappings from later files add to and
+                // override earlier ones, as Heat merges them.
+                (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => {
+                    for (nk, nv) in new {
+                        old.insert(nk.clone(), nv.clone());
+                    }
+                }
+                _ => {
+                    passthrough.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    from_defaults.extend(from_parameters);
+    Merged { values: from_defaults, unknown, passthrough }
+}
+
+/// Reads checked values out of [`Merged`], collecting problems instead of
+/// stopping at the first.
+struct Getter<'a> {
+    merged: &'a Merged,
+    problems: &'a mut Vec<Problem>,
+    missing_at: Where,
+}
+
+impl Getter<'_> {
+    fn checked(&mut self, name: &str) -> Option<Checked> {
+        let def: &Def = defs::find(name).expect("parameter is in the table");
+        match self.merged.values.get(name) {
+            Some(entry) => match values::check(def, &entry.value) {
+                Ok(v) => Some(v),
+                Err(why) => {
+                    self.problems.push(Problem::new(entry.at.clone(), format!("`{name}`: {why}")).key(name));
+                    None
+                }
+            },
+            None if def.required => {
+                self.problems.push(
+                    Problem::new(self.missing_at.clone(), format!("required parameter `{name}` is missing"))
+                        .key(name)
+                        .hint(format!("add `{name}: ...` under `parameters:` ({})", def.kind.describe())),
+                );
+                None
+            }
+            None => def.default.map(|d| values::check(def, &serde_json::Value::String(d.into())).expect("defaults are valid")),
+        }
+    }
+
+    fn opt_text(&mut self, name: &str) -> Option<String> {
+        match self.checked(name)? {
+            Checked::Text(t) => Some(t),
+            Checked::Count(n) => Some(n.to_string()),
+            Checked::Secret(_) => None,
+        }
+    }
+
+    fn text(&mut self, name: &str) -> String {
+        self.opt_text(name).unwrap_or_default()
+    }
+
+    fn count(&mut self, name: &str) -> u64 {
+        match self.checked(name) {
+            Some(Checked::Count(n)) => n,
+            _ => 0,
+        }
+    }
+
+    fn opt_secret(&mut self, name: &str) -> Option<Secret> {
+        match self.checked(name)? {
+            Checked::Secret(s) => Some(s),
+            _ => None,
+        }
+    }
+}
