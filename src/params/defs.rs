@@ -24,6 +24,8 @@ pub enum Kind {
     Secret,
     /// Free text on one line.
     Text,
+    /// A user name: letters, digits, `._-`, 1-64.
+    User,
 }
 
 impl Kind {
@@ -34,10 +36,11 @@ impl Kind {
             Kind::Name => "a name or ID".into(),
             Kind::Count(lo, hi) => format!("a whole number from {lo} to {hi}"),
             Kind::Cidr => "an IPv4 network such as 10.0.0.0/24".into(),
-            Kind::Url => "an https:// URL".into(),
+            Kind::Url => "an http:// or https:// URL".into(),
             Kind::Choice(words) => format!("one of {}", words.join(", ")),
             Kind::Secret => "a secret string".into(),
             Kind::Text => "a string".into(),
+            Kind::User => "a user name (letters, digits, `._-`; 1-64)".into(),
         }
     }
 }
@@ -79,7 +82,7 @@ pub const DEFS: &[Def] = &[
     opt("volume_size", Kind::Count(0, 16384), Some("20"), "GiB of Cinder volume for the manager's /data (registry storage); 0 for none."),
     opt("docker_mtu", Kind::Count(576, 9000), Some("1400"), "MTU of Docker's networks on the nodes."),
     opt("node_timeout", Kind::Count(60, 86400), Some("1800"), "Seconds Heat waits for each node to signal that it is ready."),
-    opt("registry_user", Kind::Label, Some("provision"), "User of the private registry (htpasswd, bcrypt)."),
+    opt("registry_user", Kind::User, Some("provision"), "User of the private registry (htpasswd, bcrypt)."),
     opt("registry_storage", Kind::Choice(STORAGE), Some("filesystem"), "Where the private registry keeps blobs: filesystem (/data) or swift (puts os_* credentials on the node)."),
     opt("swift_container", Kind::Name, Some("docker-registry"), "Swift container, with registry_storage: swift."),
     opt("cache_remote_url", Kind::Url, Some("https://registry-1.docker.io"), "Upstream of the pull-through cache."),

@@ -119,8 +119,11 @@ fn yaml_problem(path: &Path, err: &serde_saphyr::Error) -> Problem {
     // serde-saphyr repeats the position in its message; ours already has it.
     let first = text.lines().next().unwrap_or("invalid YAML").trim();
     let first = first.split(" at line ").next().unwrap_or(first);
-    let message = if first.contains("invalid type") && first.contains("expected a Heat environment") {
-        "the environment file must be a YAML mapping with sections such as `parameters:`".to_string()
+    let message = if first.contains("expected a Heat environment") || first.contains("expected mapping start") {
+        "the environment file must be a mapping of sections such as `parameters:`, not a list or a value".to_string()
+    } else if let Some(rest) = first.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        format!("`{key}` is given twice in the same mapping")
     } else {
         format!("not valid YAML: {first}")
     };

@@ -110,7 +110,11 @@ impl Params {
         let merged = merge(files);
         let mut problems = Vec::new();
         let known = defs::names();
+        // A misspelled required key is reported once, as the misspelling,
+        // not again as a missing parameter.
+        let mut meant = Vec::new();
         for entry in merged.unknown.iter() {
+            meant.extend(error::closest(&entry.key, &known));
             problems.push(
                 Problem::new(entry.at.clone(), format!("unknown parameter `{}`", entry.key))
                     .key(&entry.key)
@@ -118,7 +122,7 @@ impl Params {
                     .hint_if_none("`provision params` lists the parameters"),
             );
         }
-        let mut get = Getter { merged: &merged, problems: &mut problems, missing_at: Where::file(&last_file) };
+        let mut get = Getter { merged: &merged, problems: &mut problems, missing_at: Where::file(&last_file), meant };
         let text = |g: &mut Getter, n| g.text(n);
         let hostname = text(&mut get, "hostname");
         let domain = text(&mut get, "domain");
@@ -156,6 +160,9 @@ impl Params {
             project_domain: get.text("os_project_domain_name"),
         };
         if !problems.is_empty() {
+            // In reading order: file by file, line by line; missing keys last.
+            let file_pos = |p: &Problem| files.iter().position(|f| f.path == p.at.path).unwrap_or(usize::MAX);
+            problems.sort_by_key(|p| (file_pos(p), p.at.line.unwrap_or(u64::MAX), p.at.column));
             return Err(InputError(problems));
         }
         let fqdn_len = hostname.len() + 1 + domain.len();
@@ -241,6 +248,7 @@ struct Getter<'a> {
     merged: &'a Merged,
     problems: &'a mut Vec<Problem>,
     missing_at: Where,
+    meant: Vec<&'static str>,
 }
 
 impl Getter<'_> {
@@ -254,6 +262,7 @@ impl Getter<'_> {
                     None
                 }
             },
+            None if def.required && self.meant.contains(&name) => None,
             None if def.required => {
                 self.problems.push(
                     Problem::new(self.missing_at.clone(), format!("required parameter `{name}` is missing"))

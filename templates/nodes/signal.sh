@@ -6,6 +6,10 @@
 # a node that cannot start must not leave Heat waiting for its timeout.
 set -u
 deadline=$(( $(date +%s) + ${PROVISION_WAIT:-900} ))
+command_file=${PROVISION_SIGNAL_COMMAND:-/etc/provision/signal-command}
+probes=${PROVISION_PROBES:-/etc/provision/probes}
+body=${PROVISION_SIGNAL_BODY:-/run/provision-signal.json}
+pause=${PROVISION_PAUSE:-5}
 
 json_escape() {
   sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/\t/ /g' | tr -d '\000-\010\013-\037' | awk 'BEGIN { ORS = "\\n" } { print }'
@@ -13,12 +17,12 @@ json_escape() {
 
 signal() {
   printf '{"status": "%s", "reason": "%s", "id": "%s"}' \
-    "$1" "$(printf '%s' "$2" | tail -c 2000 | json_escape)" "$(hostname)" > /run/provision-signal.json
+    "$1" "$(printf '%s' "$2" | tail -c 2000 | json_escape)" "$(hostname)" > "$body"
   local cmd
-  cmd=$(cat /etc/provision/signal-command)
+  cmd=$(cat "$command_file")
   for attempt in 1 2 3 4 5; do
-    eval "$cmd --fail --silent --show-error --data-binary @/run/provision-signal.json" >/dev/null && return 0
-    sleep $(( attempt * 5 ))
+    eval "$cmd --fail --silent --show-error --data-binary @$body" >/dev/null && return 0
+    sleep $(( attempt * pause ))
   done
   return 1
 }
@@ -28,13 +32,13 @@ log_of() {
 }
 
 probes_pass() {
-  [ -f /etc/provision/probes ] || return 0
+  [ -f "$probes" ] || return 0
   local url code got
   while read -r url code; do
     [ -n "$url" ] || continue
     got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url")
     [ "$got" = "$code" ] || { last_probe="$url answered $got, expected $code"; return 1; }
-  done < /etc/provision/probes
+  done < "$probes"
 }
 
 last_probe=""
@@ -59,5 +63,5 @@ $(log_of "$unit")"; done
     signal FAILURE "$reason"
     exit 1
   fi
-  sleep 5
+  sleep "$pause"
 done

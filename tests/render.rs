@@ -1,0 +1,391 @@
+//! `provision render` end to end: the seed's own env file renders a bundle
+//! that parses, passes `cloud-init schema`, matches its snapshots, holds
+//! no secret it should not, and is stable across re-runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+const SEED: &str = "examples/env_params.yml";
+
+struct Run {
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+    state: PathBuf,
+    output: Output,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).to_string()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).to_string()
+    }
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+    fn yaml(&self, name: &str) -> Value {
+        serde_saphyr::from_str(&self.read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+    /// Every file of the bundle, by its path relative to the bundle.
+    fn files(&self) -> BTreeMap<String, String> {
+        let mut all = BTreeMap::new();
+        let mut stack = vec![self.out.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(&self.out).unwrap().to_string_lossy().to_string();
+                    all.insert(rel, std::fs::read_to_string(&p).unwrap());
+                }
+            }
+        }
+        all
+    }
+}
+
+fn provision(dir: &Path) -> Command {
+    let mut c = Command::cargo_bin("provision").unwrap();
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env("HOME", dir)
+        .env_remove("OS_CLOUD")
+        .env_remove("OS_AUTH_URL")
+        .env_remove("RUST_LOG")
+        .env_remove("PROVISION_STATE_DIR");
+    c
+}
+
+fn render_in(dir: tempfile::TempDir, envs: &[&str], extra: &[&str]) -> Run {
+    let out = dir.path().join("bundle");
+    let state = dir.path().join("state");
+    let mut cmd = provision(dir.path());
+    cmd.arg("render");
+    for e in envs {
+        cmd.args(["--env", e]);
+    }
+    cmd.arg("--out").arg(&out).arg("--state-dir").arg(&state).args(extra);
+    let output = cmd.output().unwrap();
+    Run { _dir: dir, out, state, output }
+}
+
+fn render(envs: &[&str], extra: &[&str]) -> Run {
+    let run = render_in(tempfile::tempdir().unwrap(), envs, extra);
+    assert!(run.output.status.success(), "render failed:\n{}", run.stderr());
+    run
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().to_string()
+}
+
+/// PEM blocks and generated secrets change on every run; snapshots see
+/// their place, not their bytes.
+fn redact(text: &str, state: &Path) -> String {
+    let mut out = String::new();
+    let mut in_pem = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("-----BEGIN ") {
+            in_pem = true;
+            out.push_str(&line.replace(t, &format!("[{}]", t.trim_matches('-'))));
+            out.push('\n');
+            continue;
+        }
+        if in_pem {
+            in_pem = !t.starts_with("-----END ");
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    for name in ["registry-password", "redis-password", "registry-http-secret"] {
+        let secret = std::fs::read_to_string(state.join("myhost").join(name)).unwrap();
+        out = out.replace(secret.trim(), &format!("[{name}]"));
+    }
+    // The bcrypt hash is salted.
+    let re_start = out.find("provision:$2y$").map(|i| i + "provision:".len());
+    if let Some(i) = re_start {
+        let end = out[i..].find('\n').map_or(out.len(), |e| i + e);
+        out.replace_range(i..end, "[bcrypt hash]");
+    }
+    out
+}
+
+#[test]
+fn seed_env_file_renders_the_expected_bundle() {
+    let run = render(&[SEED], &[]);
+    for name in ["template.yaml", "environment.yaml", "worker.yaml"] {
+        insta::assert_snapshot!(name, run.read(name));
+    }
+    for name in ["manager.cloud-config", "worker.cloud-config"] {
+        insta::assert_snapshot!(name, redact(&run.read(name), &run.state));
+    }
+    let stdout = run.stdout().replace(&run.out.display().to_string(), "[out]").replace(&run.state.display().to_string(), "[state]");
+    insta::assert_snapshot!("summary", stdout);
+}
+
+#[test]
+fn rendered_files_parse_and_reference_each_other() {
+    let run = render(&[SEED], &[]);
+    let t = run.yaml("template.yaml");
+    assert_eq!(t["heat_template_version"], "2021-04-16");
+    let res = t["resources"].as_object().unwrap();
+    let ty = |r: &str| res[r]["type"].as_str().unwrap().to_string();
+    assert_eq!(ty("floating_ip_association"), "OS::Neutron::FloatingIPAssociation");
+    assert!(!run.read("template.yaml").contains("OS::Nova::FloatingIPAssociation"));
+    assert_eq!(ty("workers"), "OS::Heat::ResourceGroup");
+    assert_eq!(res["workers"]["properties"]["resource_def"]["type"], "worker.yaml");
+    assert_eq!(ty("manager_wait"), "OS::Heat::WaitCondition");
+    // The floating IP is the manager's only: workers have a port and no FIP.
+    let w = run.yaml("worker.yaml");
+    let wres = w["resources"].as_object().unwrap();
+    assert!(wres.values().all(|r| !r["type"].as_str().unwrap().contains("FloatingIP")));
+    assert_eq!(wres["wait"]["type"], "OS::Heat::WaitCondition");
+    // Every get_file names a file of the bundle.
+    for (file, text) in [("template.yaml", run.read("template.yaml")), ("worker.yaml", run.read("worker.yaml"))] {
+        for part in text.split("get_file: ").skip(1) {
+            let name = part.split('}').next().unwrap().trim();
+            assert!(run.out.join(name).is_file(), "{file} names {name}, which is not in the bundle");
+        }
+    }
+    // The environment passes only parameters the template declares.
+    let env = run.yaml("environment.yaml");
+    let declared = t["parameters"].as_object().unwrap();
+    for k in env["parameters"].as_object().unwrap().keys() {
+        assert!(declared.contains_key(k), "environment sets {k}, which template.yaml does not declare");
+    }
+    // Security groups: the manager opens what it serves; the worker only ICMP
+    // to the world, the rest by group.
+    let rules = |sg: &str| res[sg]["properties"]["rules"].as_array().unwrap().clone();
+    let ports: Vec<u64> = rules("manager_security_group").iter().filter_map(|r| r["port_range_min"].as_u64()).collect();
+    assert_eq!(ports, vec![22, 5000, 443, 80, 8100, 8200]);
+    assert_eq!(rules("worker_security_group").len(), 1);
+    for name in ["manager.cloud-config", "worker.cloud-config"] {
+        assert!(run.read(name).starts_with("#cloud-config\n"), "{name} header");
+        let cc = run.yaml(name);
+        assert!(cc["write_files"].as_array().unwrap().len() >= 5, "{name}");
+    }
+}
+
+#[test]
+fn node_configs_pass_cloud_init_schema() {
+    let run = render(&[SEED, "tests/env/three-workers-existing-net.yml"], &[]);
+    for name in ["manager.cloud-config", "worker.cloud-config"] {
+        let out = std::process::Command::new("cloud-init")
+            .args(["schema", "-c"])
+            .arg(run.out.join(name))
+            .output()
+            .expect("cloud-init is installed (apt-get install cloud-init; .ci/run does it)");
+        assert!(
+            out.status.success(),
+            "{name}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn cloud_init_schema_check_can_fail() {
+    // The check above proves something only if a wrong config is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.cloud-config", "#cloud-config\nwrite_files:\n  - path: /x\n    permissions: 0644\n");
+    let out = std::process::Command::new("cloud-init").args(["schema", "-c", &bad]).output().unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn secrets_stay_where_they_belong() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = write(
+        dir.path(),
+        "creds.yml",
+        "parameters:\n  os_authurl: https://k.example:5000/v3\n  os_username: alice\n  os_password: Pw-NEVER-printed-42\n  os_project_name: demo\n",
+    );
+    std::fs::set_permissions(&env, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let run = render_in(dir, &[SEED, &env], &[]);
+    assert!(run.output.status.success(), "{}", run.stderr());
+    let mut traced = provision(run._dir.path());
+    traced.args(["render", "--output", "json", "--env", SEED, "--env", &env, "--out"]).arg(&run.out).arg("--state-dir").arg(&run.state);
+    let traced = traced.env("RUST_LOG", "trace").output().unwrap();
+    assert!(traced.status.success());
+    let registry_password = std::fs::read_to_string(run.state.join("myhost/registry-password")).unwrap();
+    let redis_password = std::fs::read_to_string(run.state.join("myhost/redis-password")).unwrap();
+    let ca_key = std::fs::read_to_string(run.state.join("myhost/certs/ca.key")).unwrap();
+    let printed = [run.stdout(), run.stderr(), String::from_utf8_lossy(&traced.stdout).into(), String::from_utf8_lossy(&traced.stderr).into()];
+    for text in printed.iter() {
+        for secret in ["Pw-NEVER-printed-42", registry_password.trim(), redis_password.trim(), ca_key.trim()] {
+            assert!(!text.contains(secret), "a secret was printed:\n{text}");
+        }
+    }
+    for (name, text) in run.files() {
+        assert!(!text.contains("Pw-NEVER-printed-42"), "{name} holds the OpenStack password");
+        assert!(!text.contains(registry_password.trim()), "{name} holds the registry password (only its bcrypt hash may leave)");
+        assert!(!text.contains("PRIVATE KEY") || name == "manager.cloud-config", "{name} holds a private key");
+        assert!(!text.contains(ca_key.trim()), "{name} holds the CA key");
+        if name != "manager.cloud-config" {
+            assert!(!text.contains(redis_password.trim()), "{name} holds the Redis password");
+        }
+    }
+    let mode = |p: PathBuf| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
+    assert_eq!(mode(run.out.join("manager.cloud-config")), 0o600);
+    for f in ["certs/ca.key", "certs/registry.key", "registry-password", "redis-password"] {
+        assert_eq!(mode(run.state.join("myhost").join(f)), 0o600, "{f}");
+    }
+    assert!(run.stdout().contains("credentials   the os_* parameters in"));
+}
+
+#[test]
+fn a_rerun_reuses_the_ca_certificate_and_passwords() {
+    let first = render(&[SEED], &[]);
+    let again = {
+        let mut c = provision(first._dir.path());
+        c.args(["render", "--env", SEED, "--out"]).arg(&first.out).arg("--state-dir").arg(&first.state);
+        c.output().unwrap()
+    };
+    assert!(again.status.success());
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(stdout.contains("(reused; CA reused"), "{stdout}");
+    let state = |f: &str| std::fs::read_to_string(first.state.join("myhost").join(f)).unwrap();
+    assert_eq!(first.read("certs/registry.crt"), state("certs/registry.crt"));
+    assert_eq!(first.read("certs/ca.crt"), state("certs/ca.crt"));
+}
+
+#[test]
+fn a_known_floating_ip_goes_into_the_certificate_and_the_environment() {
+    let first = render(&[SEED], &[]);
+    let mut c = provision(first._dir.path());
+    c.args(["render", "--output", "json", "--env", SEED, "--floating-ip", "fip-1234=198.51.100.20", "--out"])
+        .arg(&first.out)
+        .arg("--state-dir")
+        .arg(&first.state);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["bundle"]["server_certificate"], "reissued: it must now also name 198.51.100.20");
+    assert_eq!(v["bundle"]["ca"], "reused");
+    assert!(v["bundle"]["certificate_names"].as_array().unwrap().contains(&Value::from("198.51.100.20")));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("issued again"));
+    let env = first.yaml("environment.yaml");
+    assert_eq!(env["parameters"]["floating_ip_id"], "fip-1234");
+    assert_eq!(env["parameters"]["floating_ip_address"], "198.51.100.20");
+}
+
+#[test]
+fn env_files_merge_in_order_and_parameters_beat_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let overlay = write(
+        dir.path(),
+        "overlay.yml",
+        "parameter_defaults:\n  worker_count: 7\n  server_flavor: from-defaults\nparameters:\n  server_image: flatcar\nresource_registry:\n  OS::Heat::WaitCondition: OS::Heat::None\n",
+    );
+    let run = render_in(dir, &[SEED, &overlay], &[]);
+    assert!(run.output.status.success(), "{}", run.stderr());
+    let env = run.yaml("environment.yaml");
+    assert_eq!(env["parameters"]["worker_count"], 7);
+    assert_eq!(env["parameters"]["server_image"], "flatcar", "a later file overrides an earlier one");
+    assert_eq!(env["parameters"]["server_flavor"], "m1.small", "`parameters` in the seed beats a later `parameter_defaults`");
+    assert_eq!(env["resource_registry"]["OS::Heat::WaitCondition"], "OS::Heat::None");
+}
+
+#[test]
+fn existing_network_and_no_volume_change_the_shape() {
+    let run = render(&[SEED, "tests/env/three-workers-existing-net.yml"], &[]);
+    let t = run.yaml("template.yaml");
+    let res = t["resources"].as_object().unwrap();
+    for absent in ["network", "subnet", "router", "router_interface", "data_volume"] {
+        assert!(!res.contains_key(absent), "{absent} should not be created");
+    }
+    assert!(t["parameters"].get("private_network").is_some());
+    let env = run.yaml("environment.yaml");
+    assert_eq!(env["parameters"]["private_network"], "private");
+    assert_eq!(env["parameters"]["worker_count"], 3);
+    assert!(!run.read("manager.cloud-config").contains("data.mount"));
+}
+
+#[test]
+fn templates_can_be_overridden_file_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("tpl/heat");
+    std::fs::create_dir_all(&tpl).unwrap();
+    let original = include_str!("../templates/heat/worker.yaml");
+    std::fs::write(tpl.join("worker.yaml"), original.replace("A provision swarm worker.", "An overridden worker.")).unwrap();
+    let tpl_root = dir.path().join("tpl").to_string_lossy().to_string();
+    let run = render_in(dir, &[SEED], &["--templates", &tpl_root, "--output", "json"]);
+    assert!(run.output.status.success(), "{}", run.stderr());
+    assert!(run.read("worker.yaml").contains("An overridden worker."));
+    assert!(run.read("template.yaml").contains("heat_template_version"), "the others stay built in");
+    let v: Value = serde_json::from_slice(&run.output.stdout).unwrap();
+    assert!(v["bundle"]["templates_overridden"][0].as_str().unwrap().ends_with("tpl/heat/worker.yaml"));
+}
+
+#[test]
+fn a_broken_override_is_reported_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("tpl/nodes");
+    std::fs::create_dir_all(&tpl).unwrap();
+    std::fs::write(tpl.join("worker.cloud-config"), "#cloud-config\n{{ no_such_variable }}\n").unwrap();
+    let tpl_root = dir.path().join("tpl").to_string_lossy().to_string();
+    let run = render_in(dir, &[SEED], &["--templates", &tpl_root]);
+    assert_eq!(run.output.status.code(), Some(1));
+    assert!(run.stderr().contains("nodes/worker.cloud-config"), "{}", run.stderr());
+    assert!(!run.stderr().contains("panicked"));
+}
+
+#[test]
+fn clouds_yaml_is_named_as_the_source_and_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let clouds = write(dir.path(), "clouds.yaml", "clouds:\n  lab:\n    auth:\n      auth_url: http://127.0.0.1:5000/v3\n      username: demo\n      password: pw\n      project_name: demo\n");
+    std::fs::set_permissions(&clouds, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = dir.path().join("b");
+    let o = provision(dir.path())
+        .args(["render", "--env", SEED, "--os-cloud", "lab", "--output", "json", "--out"])
+        .arg(&out)
+        .arg("--state-dir")
+        .arg(dir.path().join("s"))
+        .env("OS_CLIENT_CONFIG_FILE", &clouds)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["credentials"]["source"], format!("cloud `lab` in {clouds}"));
+    let warnings = v["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("readable by others")), "{warnings:?}");
+    assert!(!warnings.iter().any(|w| w.as_str().unwrap().contains("Keystone v2")), "the seed's v2 URL was not used");
+}
+
+#[test]
+fn every_command_has_help_with_examples_and_the_cli_makes_man_and_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in [&["--help"][..], &["render", "--help"], &["params", "--help"], &["completions", "--help"], &["man", "--help"]] {
+        let o = provision(dir.path()).args(cmd).output().unwrap();
+        assert!(o.status.success());
+        assert!(String::from_utf8_lossy(&o.stdout).contains("Examples:"), "{cmd:?} has no examples");
+    }
+    let man = provision(dir.path()).arg("man").output().unwrap();
+    assert!(String::from_utf8_lossy(&man.stdout).contains(".TH provision"));
+    let bash = provision(dir.path()).args(["completions", "bash"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&bash.stdout).contains("_provision()"));
+    let usage = provision(dir.path()).args(["render"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2), "a usage error is exit code 2");
+}
+
+#[test]
+fn params_lists_every_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = provision(dir.path()).args(["params", "--output", "json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    for seed_key in ["hostname", "domain", "server_key", "server_flavor", "server_image", "fip_network", "os_username", "os_password", "os_region", "os_authurl"] {
+        assert!(names.contains(&seed_key), "{seed_key}");
+    }
+}
