@@ -99,6 +99,18 @@ holds only what Heat and the nodes need (manager.cloud-config is 0600: it
 carries the registry's key and passwords for the node).")]
     Render(RenderArgs),
 
+    /// Check the deployed registry and cache from this machine, and print
+    /// what a Docker client needs to use them.
+    #[command(after_help = "\
+Examples:
+  provision check --env env_params.yml --address 203.0.113.10
+  provision check --env env_params.yml --output json
+
+Steps: TLS against the stack's CA for hostname.domain, the registry's 401
+challenge, the stored credentials, the catalog, the cache answering
+anonymously. Each failure is one line saying what to look at; exit code 1.")]
+    Check(CheckArgs),
+
     /// List the parameters an environment file may set.
     #[command(after_help = "\
 Examples:
@@ -125,6 +137,26 @@ Examples:
 Examples:
   provision man > provision.1 && man ./provision.1")]
     Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Address to connect to [default: hostname.domain resolved by DNS];
+    /// the certificate is still checked for hostname.domain.
+    #[arg(long, value_name = "IP")]
+    pub address: Option<std::net::IpAddr>,
+
+    /// Port of the private registry.
+    #[arg(long, value_name = "PORT", default_value_t = 5000)]
+    pub registry_port: u16,
+
+    /// Port of the pull-through cache.
+    #[arg(long, value_name = "PORT", default_value_t = 443)]
+    pub cache_port: u16,
+
+    /// Seconds to wait for each answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

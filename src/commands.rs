@@ -8,12 +8,13 @@ use provision::bundle::{self, FloatingIp};
 use provision::params::{InputError, Params, Problem, Where, credentials, defs};
 use provision::state::StateDir;
 
-use crate::cli::{Cli, Command, Global, RenderArgs};
+use crate::cli::{CheckArgs, Cli, Command, Global, RenderArgs};
 use crate::ui::Ui;
 
 pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
     match &cli.command {
         Command::Render(args) => render(&cli.global, args, ui),
+        Command::Check(args) => check(&cli.global, args, ui),
         Command::Params { markdown } => {
             if *markdown {
                 ui.human(&defs::markdown_table());
@@ -81,8 +82,7 @@ fn check_stack_name(name: &str) -> Result<(), InputError> {
 fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
     let loaded = load(global, ui)?;
     let floating_ip = args.floating_ip.as_deref().map(parse_floating_ip).transpose()?;
-    let root = global.state_dir.clone().unwrap_or_else(|| StateDir::default_root(&|k| std::env::var(k).ok()));
-    let state = StateDir::open(&root, &loaded.stack_name)?;
+    let state = state_dir(global, &loaded.stack_name)?;
     let swift_credentials = swift_credentials(&loaded, ui);
     let req = bundle::Request {
         stack_name: &loaded.stack_name,
@@ -132,6 +132,71 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
         "warnings": ui.warnings(),
     }));
     Ok(())
+}
+
+fn state_dir(global: &Global, stack: &str) -> Result<StateDir> {
+    let root = global.state_dir.clone().unwrap_or_else(|| StateDir::default_root(&|k| std::env::var(k).ok()));
+    Ok(StateDir::open(&root, stack)?)
+}
+
+fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
+    use provision::check;
+    let loaded = load(global, ui)?;
+    let state = state_dir(global, &loaded.stack_name)?;
+    let missing = |what: &str| {
+        anyhow::anyhow!("no {what} in {} for stack {}: run `provision render` (or deploy) with this state directory first", state.path().display(), loaded.stack_name)
+    };
+    let ca_pem = state.read(bundle::certs::CA_CRT)?.ok_or_else(|| missing("CA"))?;
+    let password = state.read(bundle::REGISTRY_PASSWORD)?.ok_or_else(|| missing("registry password"))?;
+    let fqdn = loaded.params.fqdn();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let address = match args.address {
+        Some(a) => a,
+        None => runtime
+            .block_on(tokio::net::lookup_host((fqdn.as_str(), 0)))
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .map(|a| a.ip())
+            .ok_or_else(|| anyhow::anyhow!("cannot resolve {fqdn}; pass --address with the manager's floating IP"))?,
+    };
+    let target = check::Target {
+        fqdn: fqdn.clone(),
+        address,
+        registry_port: args.registry_port,
+        cache_port: args.cache_port,
+        ca_pem,
+        user: loaded.params.registry.user.clone(),
+        password: provision::params::Secret::new(password.trim()),
+        timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+    };
+    let report = runtime.block_on(check::run(&target));
+    let ca_file = state.file(bundle::certs::CA_CRT).display().to_string();
+    let pw_file = state.file(bundle::REGISTRY_PASSWORD).display().to_string();
+    let hints = check::client_hints(&fqdn, args.registry_port, args.cache_port, &target.user, &pw_file);
+    let mut text = String::new();
+    for s in &report.steps {
+        text.push_str(&format!("{} {:<34} {}\n", if s.ok { "ok  " } else { "FAIL" }, s.name, s.detail));
+    }
+    if report.ok() {
+        text.push_str("\nTo use them from a Docker host:\n");
+        for p in &hints.certs_d {
+            let dir = p.trim_end_matches("/ca.crt");
+            text.push_str(&format!("  sudo mkdir -p {dir} && sudo cp {ca_file} {p}\n"));
+        }
+        text.push_str(&format!("  /etc/docker/daemon.json: {}\n", hints.daemon_json));
+        text.push_str(&format!("  {}\n", hints.login));
+    }
+    ui.human(&text);
+    ui.json(&serde_json::json!({
+        "ok": report.ok(), "command": "check", "steps": report.steps, "repositories": report.repositories,
+        "client": hints, "ca_file": ca_file, "warnings": ui.warnings(),
+    }));
+    if report.ok() {
+        Ok(())
+    } else {
+        let first = report.steps.iter().find(|s| !s.ok).expect("not ok means a failed step");
+        Err(anyhow::anyhow!("registry check failed: {}: {}", first.name, first.detail))
+    }
 }
 
 fn parse_floating_ip(s: &str) -> Result<FloatingIp, InputError> {

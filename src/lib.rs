@@ -6,8 +6,16 @@
 //! 2. [`bundle`]: params → rendered Heat template, node configs and registry
 //!    certificates (a [`bundle::Bundle`]), all offline;
 //! 3. `stack`: the bundle → a Heat stack on the cloud, waited on;
-//! 4. `handoff`: the stack's nodes → a Docker Swarm.
+//! 4. `handoff`: the stack's nodes → a Docker Swarm;
+//!
+//! and after them [`check`], which looks at a deployed registry from the
+//! operator's machine.
+
+// Input problems carry file, line, column, key and hint; they are built only
+// on the error path, where their size costs nothing.
+#![allow(clippy::result_large_err)]
 
 pub mod bundle;
+pub mod check;
 pub mod params;
 pub mod state;

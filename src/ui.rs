@@ -31,12 +31,6 @@ impl Ui {
         self.warnings.push(msg.to_string());
     }
 
-    pub fn note(&self, msg: &str) {
-        if !self.json {
-            eprintln!("{} {msg}", self.paint("1;36", "note:"));
-        }
-    }
-
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }

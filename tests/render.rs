@@ -366,7 +366,7 @@ fn clouds_yaml_is_named_as_the_source_and_wins() {
 #[test]
 fn every_command_has_help_with_examples_and_the_cli_makes_man_and_completions() {
     let dir = tempfile::tempdir().unwrap();
-    for cmd in [&["--help"][..], &["render", "--help"], &["params", "--help"], &["completions", "--help"], &["man", "--help"]] {
+    for cmd in [&["--help"][..], &["render", "--help"], &["check", "--help"], &["params", "--help"], &["completions", "--help"], &["man", "--help"]] {
         let o = provision(dir.path()).args(cmd).output().unwrap();
         assert!(o.status.success());
         assert!(String::from_utf8_lossy(&o.stdout).contains("Examples:"), "{cmd:?} has no examples");
