@@ -99,7 +99,7 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
     }
     let source = loaded.credentials.as_ref().map(|c| c.source.to_string());
     let s = &b.summary;
-    ui.human(&format!(
+    let summary = format!(
         "Rendered stack {name} into {out}\n  \
          registry      {reg} (user {user}, password in {pw})\n  \
          cache         {cache}\n  \
@@ -122,12 +122,15 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
         network = s.network,
         storage = s.storage,
         creds = source.as_deref().unwrap_or("none found (not needed to render)"),
-    ));
+    );
+    let summary_file = args.out.join("summary.txt");
+    provision::state::write_file(&summary_file, summary.as_bytes(), provision::state::Mode::Public)?;
+    ui.human(&summary);
     ui.json(&serde_json::json!({
         "ok": true,
         "command": "render",
         "bundle": s,
-        "files": written,
+        "files": written.iter().chain(std::iter::once(&summary_file)).collect::<Vec<_>>(),
         "credentials": {"source": source},
         "warnings": ui.warnings(),
     }));

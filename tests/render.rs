@@ -131,6 +131,7 @@ fn seed_env_file_renders_the_expected_bundle() {
     }
     let stdout = run.stdout().replace(&run.out.display().to_string(), "[out]").replace(&run.state.display().to_string(), "[state]");
     insta::assert_snapshot!("summary", stdout);
+    assert_eq!(run.read("summary.txt"), run.stdout(), "the bundle keeps the summary it printed");
 }
 
 #[test]

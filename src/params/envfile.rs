@@ -11,17 +11,13 @@ use serde_saphyr::Spanned;
 
 use super::error::{Problem, Where};
 
-/// The sections Heat's environment format knows. Only the first three mean
-/// something to provision; the others are accepted by Heat, so they are passed
-/// through untouched rather than rejected.
-pub const SECTIONS: &[&str] = &[
-    "parameters",
-    "parameter_defaults",
-    "resource_registry",
-    "encrypted_param_names",
-    "event_sinks",
-    "parameter_merge_strategies",
-];
+/// The sections provision reads. `resource_registry` is passed to Heat as
+/// written.
+pub const SECTIONS: &[&str] = &["parameters", "parameter_defaults", "resource_registry"];
+
+/// Sections Heat knows that provision does not pass on: refused by name,
+/// rather than silently dropped.
+const HEAT_ONLY: &[&str] = &["encrypted_param_names", "event_sinks", "parameter_merge_strategies"];
 
 /// One `key: value` under `parameters` or `parameter_defaults`, with where it
 /// was written.
@@ -98,6 +94,11 @@ impl EnvFile {
                     where_,
                     format!("section `{}` must be a mapping of names to values, found {found}", key.value),
                 )),
+                RawSection::HeatOnly => problems.push(
+                    Problem::new(where_, format!("`{}` is a Heat section that provision does not pass on", key.value))
+                        .key(&key.value)
+                        .hint("remove it; provision reads parameters, parameter_defaults and resource_registry"),
+                ),
                 RawSection::Unknown => problems.push(
                     Problem::new(where_, format!("`{}` is not a section of a Heat environment file", key.value))
                         .key(&key.value)
@@ -139,6 +140,7 @@ enum RawSection {
     Entries(Section, Vec<(Spanned<String>, Spanned<serde_json::Value>)>),
     Passthrough(serde_json::Value),
     NotAMapping(&'static str),
+    HeatOnly,
     Unknown,
 }
 
@@ -173,7 +175,11 @@ impl<'de> Visitor<'de> for FileVisitor {
                         MaybeEntries::Other(found) => RawSection::NotAMapping(found),
                     }
                 }
-                name if SECTIONS.contains(&name) => RawSection::Passthrough(map.next_value()?),
+                "resource_registry" => RawSection::Passthrough(map.next_value()?),
+                name if HEAT_ONLY.contains(&name) => {
+                    map.next_value::<IgnoredAny>()?;
+                    RawSection::HeatOnly
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     RawSection::Unknown
