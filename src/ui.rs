@@ -9,6 +9,9 @@ pub struct Ui {
     pub json: bool,
     color: bool,
     warnings: Vec<String>,
+    /// One JSON document per run: once a command printed its result, a
+    /// failure after it adds only the exit code.
+    json_printed: std::cell::Cell<bool>,
 }
 
 impl Ui {
@@ -18,7 +21,7 @@ impl Ui {
             Color::Never => false,
             Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         };
-        Ui { json: output == Output::Json, color, warnings: Vec::new() }
+        Ui { json: output == Output::Json, color, warnings: Vec::new(), json_printed: std::cell::Cell::new(false) }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -45,7 +48,7 @@ impl Ui {
 
     /// The result for programs.
     pub fn json(&self, value: &serde_json::Value) {
-        if self.json {
+        if self.json && !self.json_printed.replace(true) {
             let mut out = std::io::stdout().lock();
             let _ = serde_json::to_writer_pretty(&mut out, value);
             let _ = out.write_all(b"\n");

@@ -63,7 +63,10 @@ impl EnvFile {
                 "the environment file is empty; expected a mapping with a `parameters:` section",
             )]);
         }
-        let raw: RawFile = match serde_saphyr::from_str(text) {
+        // YAML 1.2 booleans only: under YAML 1.1 a network named `n` or `no`
+        // would read as `false`, and no parameter here is a boolean anyway.
+        let options = serde_saphyr::options! { strict_booleans: true };
+        let raw: RawFile = match serde_saphyr::from_str_with_options(text, options) {
             Ok(raw) => raw,
             Err(err) => return Err(vec![yaml_problem(path, &err)]),
         };
