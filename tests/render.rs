@@ -262,6 +262,48 @@ fn a_rerun_reuses_the_ca_certificate_and_passwords() {
 }
 
 #[test]
+fn a_rerun_renders_a_byte_identical_bundle() {
+    // Heat replaces a server whose user_data changed: a re-run with the
+    // same input must not change a byte of what Heat sees.
+    let first = render(&[SEED], &[]);
+    let before = first.files();
+    let mut c = provision(first._dir.path());
+    c.args(["render", "--env", SEED, "--out"]).arg(&first.out).arg("--state-dir").arg(&first.state);
+    assert!(c.output().unwrap().status.success());
+    let after = first.files();
+    for (name, text) in &before {
+        if name != "summary.txt" {
+            assert!(after[name] == *text, "{name} changed on a re-run");
+        }
+    }
+}
+
+#[test]
+fn changing_the_registry_user_makes_a_new_htpasswd_line() {
+    let first = render(&[SEED], &[]);
+    let line = |run_out: &Path| {
+        let cc = std::fs::read_to_string(run_out.join("manager.cloud-config")).unwrap();
+        cc.lines().find(|l| l.contains(":$2y$")).unwrap().trim().to_string()
+    };
+    let before = line(&first.out);
+    assert!(before.starts_with("provision:"));
+    let overlay = write(first._dir.path(), "user.yml", "parameters:\n  registry_user: ops\n");
+    let mut c = provision(first._dir.path());
+    c.args(["render", "--env", SEED, "--env", &overlay, "--out"]).arg(&first.out).arg("--state-dir").arg(&first.state);
+    assert!(c.output().unwrap().status.success());
+    let after = line(&first.out);
+    assert!(after.starts_with("ops:$2y$"), "{after}");
+    let password = std::fs::read_to_string(first.state.join("myhost/registry-password")).unwrap();
+    assert!(bcrypt_ok(&password, after.split_once(':').unwrap().1));
+}
+
+fn bcrypt_ok(password: &str, hash: &str) -> bool {
+    // The real registry's check: an htpasswd line the registry accepts.
+    // Verified here with the same bcrypt the library uses.
+    provision::bundle::registry::htpasswd_verifies(password.trim(), hash)
+}
+
+#[test]
 fn a_known_floating_ip_goes_into_the_certificate_and_the_environment() {
     let first = render(&[SEED], &[]);
     let mut c = provision(first._dir.path());

@@ -125,6 +125,7 @@ pub const CACHE_PORT: u16 = 443;
 pub const REGISTRY_PASSWORD: &str = "registry-password";
 const REDIS_PASSWORD: &str = "redis-password";
 const HTTP_SECRET: &str = "registry-http-secret";
+const HTPASSWD: &str = "registry-htpasswd";
 
 pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     let fqdn = params.fqdn();
@@ -188,7 +189,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     ctx.insert("server_key", certs.server_key_pem.expose().trim_end());
     ctx.insert("registry_config", registry::to_yaml(&registry::private(&inputs)).trim_end());
     ctx.insert("cache_config", registry::to_yaml(&registry::cache(&inputs)).trim_end());
-    ctx.insert("htpasswd", registry::htpasswd_line(&params.registry.user, &registry_password).trim_end());
+    ctx.insert("htpasswd", htpasswd(req.state, &params.registry.user, &registry_password)?.trim_end());
     ctx.insert("redis_password", &redis_password);
     ctx.insert("services", &services);
     // The node gives up a minute before Heat does, so its FAILURE (with
@@ -287,6 +288,25 @@ fn checked_yaml(name: &str, text: String) -> Result<String, BundleError> {
         Ok(_) => Ok(text),
         Err(e) => Err(BundleError::Invalid { name: name.to_string(), message: e.to_string() }),
     }
+}
+
+/// The htpasswd line, kept in the state directory: bcrypt salts every hash,
+/// and a new one on each run would change the node config, which Heat
+/// answers by replacing the server. It is made again only when it no longer
+/// matches the user and password.
+fn htpasswd(state: &StateDir, user: &str, password: &str) -> Result<String, BundleError> {
+    if let Some(line) = state.read(HTPASSWD)? {
+        let matches = line
+            .trim_end()
+            .split_once(':')
+            .is_some_and(|(u, hash)| u == user && registry::htpasswd_verifies(password, hash));
+        if matches {
+            return Ok(line);
+        }
+    }
+    let line = registry::htpasswd_line(user, password);
+    state.write(HTPASSWD, &line, Mode::Private)?;
+    Ok(line)
 }
 
 /// A generated secret, made once and kept 0600 in the state directory.

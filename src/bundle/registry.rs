@@ -227,6 +227,11 @@ pub fn htpasswd_line(user: &str, password: &str) -> String {
     format!("{user}:{}\n", hash.format_for_version(bcrypt::Version::TwoY))
 }
 
+/// Whether `hash` (the part after `user:`) accepts `password`.
+pub fn htpasswd_verifies(password: &str, hash: &str) -> bool {
+    bcrypt::verify(password, hash).unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
