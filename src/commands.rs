@@ -61,6 +61,7 @@ fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
     for w in &resolved.warnings {
         ui.warn(w);
     }
+    tracing::debug!(params = ?params, source = ?resolved.credentials.as_ref().map(|c| &c.source), "input");
     let stack_name = global.name.clone().unwrap_or_else(|| params.hostname.clone());
     check_stack_name(&stack_name)?;
     Ok(Loaded { params, credentials: resolved.credentials, stack_name })

@@ -54,10 +54,18 @@ pub struct FloatingIp {
 }
 
 /// A file of the bundle and who may read it once written.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct File {
     pub contents: String,
     pub mode: Mode,
+}
+
+/// Node configs hold the node's secrets: a debug trace shows their size,
+/// never their text.
+impl std::fmt::Debug for File {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "File({} bytes, {:?})", self.contents.len(), self.mode)
+    }
 }
 
 /// Everything Heat and the operator need.
@@ -132,6 +140,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     let ips: Vec<IpAddr> = req.floating_ip.iter().map(|f| f.address).collect();
     let names = certs::Names::for_registry(&params.hostname, &params.domain, &ips);
     let certs = certs::ensure(req.state, req.stack_name, &names, req.now)?;
+    tracing::debug!(ca = ?certs.ca, server = ?certs.server, names = ?names, "registry certificates");
     let registry_password = secret(req.state, REGISTRY_PASSWORD, 24)?;
     let redis_password = secret(req.state, REDIS_PASSWORD, 32)?;
     let http_secret = secret(req.state, HTTP_SECRET, 32)?;
@@ -206,6 +215,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         files.insert(name, File { contents: text, mode });
     }
     let environment = environment_yaml(params, req);
+    tracing::debug!(stack = req.stack_name, files = ?files, "bundle rendered");
 
     let describe = |o: &certs::Outcome| match o {
         certs::Outcome::Created => "created".to_string(),

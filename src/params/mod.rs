@@ -172,6 +172,7 @@ impl Params {
                     .key("domain"),
             ]));
         }
+        tracing::debug!(files = ?files.iter().map(|f| &f.path).collect::<Vec<_>>(), "parameters loaded");
         Ok(Params {
             hostname,
             domain,
