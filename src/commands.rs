@@ -55,7 +55,11 @@ struct Loaded {
 
 fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
     let params = Params::load(&global.env)?;
-    let req = credentials::Request { os_cloud: global.os_cloud.clone(), cacert: global.os_cacert.clone(), insecure: global.insecure };
+    let req = credentials::Request {
+        os_cloud: global.os_cloud.clone(),
+        cacert: global.os_cacert.clone(),
+        insecure: global.insecure,
+    };
     let resolved = credentials::resolve(&req, &|k| std::env::var(k).ok(), &params.env_credentials)
         .map_err(|p| InputError(vec![p]))?;
     for w in &resolved.warnings {
@@ -75,8 +79,10 @@ fn check_stack_name(name: &str) -> Result<(), InputError> {
     if ok {
         Ok(())
     } else {
-        Err(InputError(vec![Problem::new(Where::file(std::path::Path::new("--name")), format!("`{name}` is not a valid stack name"))
-            .hint("a stack name starts with a letter and has only letters, digits, `_`, `-` and `.`; pass --name")]))
+        Err(InputError(vec![
+            Problem::new(Where::file(std::path::Path::new("--name")), format!("`{name}` is not a valid stack name"))
+                .hint("a stack name starts with a letter and has only letters, digits, `_`, `-` and `.`; pass --name"),
+        ]))
     }
 }
 
@@ -96,7 +102,9 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
     let b = bundle::build(&loaded.params, &req)?;
     let written = b.write(&args.out).with_context(|| format!("writing the bundle to {}", args.out.display()))?;
     if let Some(why) = b.summary.server_certificate.strip_prefix("reissued: ") {
-        ui.warn(&format!("the registry certificate was issued again ({why}); nodes made before this run still have the old one"));
+        ui.warn(&format!(
+            "the registry certificate was issued again ({why}); nodes made before this run still have the old one"
+        ));
     }
     let source = loaded.credentials.as_ref().map(|c| c.source.to_string());
     let s = &b.summary;
@@ -148,12 +156,17 @@ fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
     let loaded = load(global, ui)?;
     let state = state_dir(global, &loaded.stack_name)?;
     let missing = |what: &str| {
-        anyhow::anyhow!("no {what} in {} for stack {}: run `provision render` (or deploy) with this state directory first", state.path().display(), loaded.stack_name)
+        anyhow::anyhow!(
+            "no {what} in {} for stack {}: run `provision render` (or deploy) with this state directory first",
+            state.path().display(),
+            loaded.stack_name
+        )
     };
     let ca_pem = state.read(bundle::certs::CA_CRT)?.ok_or_else(|| missing("CA"))?;
     let password = state.read(bundle::REGISTRY_PASSWORD)?.ok_or_else(|| missing("registry password"))?;
     let fqdn = loaded.params.fqdn();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     let address = match args.address {
         Some(a) => a,
         None => runtime
@@ -204,8 +217,12 @@ fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
 }
 
 fn parse_floating_ip(s: &str) -> Result<FloatingIp, InputError> {
-    let bad = || InputError(vec![Problem::new(Where::file(std::path::Path::new("--floating-ip")), format!("`{s}` is not ID=ADDRESS"))
-        .hint("for example --floating-ip 6f1c...=203.0.113.10")]);
+    let bad = || {
+        InputError(vec![
+            Problem::new(Where::file(std::path::Path::new("--floating-ip")), format!("`{s}` is not ID=ADDRESS"))
+                .hint("for example --floating-ip 6f1c...=203.0.113.10"),
+        ])
+    };
     let (id, addr) = s.split_once('=').ok_or_else(bad)?;
     let address = addr.parse().map_err(|_| bad())?;
     if id.is_empty() {
@@ -234,4 +251,3 @@ fn swift_credentials(loaded: &Loaded, ui: &mut Ui) -> Option<bundle::registry::S
         container: container.clone(),
     })
 }
-

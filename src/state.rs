@@ -74,8 +74,11 @@ impl StateDir {
 
 pub fn create_private_dir(dir: &Path) -> Result<(), StateError> {
     fs::create_dir_all(dir).map_err(|source| StateError { what: "cannot create", path: dir.into(), source })?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(|source| StateError { what: "cannot restrict", path: dir.into(), source })
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| StateError {
+        what: "cannot restrict",
+        path: dir.into(),
+        source,
+    })
 }
 
 /// Writes through a temporary file and a rename. A private file is created
@@ -123,7 +126,10 @@ mod tests {
             move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
         };
         assert_eq!(StateDir::default_root(&v(&[("PROVISION_STATE_DIR", "/s"), ("HOME", "/h")])), PathBuf::from("/s"));
-        assert_eq!(StateDir::default_root(&v(&[("XDG_STATE_HOME", "/x"), ("HOME", "/h")])), PathBuf::from("/x/provision"));
+        assert_eq!(
+            StateDir::default_root(&v(&[("XDG_STATE_HOME", "/x"), ("HOME", "/h")])),
+            PathBuf::from("/x/provision")
+        );
         assert_eq!(StateDir::default_root(&v(&[("HOME", "/h")])), PathBuf::from("/h/.local/state/provision"));
     }
 }

@@ -35,7 +35,10 @@ fn every_bad_env_file_gets_its_error() {
         assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
         assert!(out.stdout.is_empty(), "{name}: nothing on stdout for a human error");
         assert!(!out_dir.exists(), "{name}: a bundle was written for bad input");
-        assert!(stderr.contains(&format!("error: {}", file.display())), "{name}: the error must name the file:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("error: {}", file.display())),
+            "{name}: the error must name the file:\n{stderr}"
+        );
         let errors: String = stderr.lines().filter(|l| !l.starts_with("warning:")).collect::<Vec<_>>().join("\n");
         insta::assert_snapshot!(name, errors);
     }

@@ -71,10 +71,9 @@ fn deploy() -> Deployed {
     };
     let (registry_port, cache_port, upstream_port) = (free_port(), free_port(), free_port());
     let redis_addr = redis.addr();
-    fn pick<'a>(s: &'a str) -> &'a str {
-        s
-    }
-    let inputs = |name: &str, remote: &'static str| Inputs {
+    // The cache's upstream; the other two never proxy.
+    let upstream_url = format!("https://127.0.0.1:{upstream_port}");
+    let inputs = |name: &str, proxied: bool| Inputs {
         fqdn: FQDN,
         registry_port,
         cache_port,
@@ -83,18 +82,18 @@ fn deploy() -> Deployed {
         redis_password: &redis.password,
         http_secret: "test-secret",
         blobs: Blobs::Filesystem,
-        remote_url: pick(remote),
+        remote_url: if proxied { &upstream_url } else { "" },
         layout: layout(name),
     };
     // The cache needs an upstream that answers at start; a plain registry
     // stands in for Docker Hub.
-    let mut up = registry::private(&Inputs { registry_port: upstream_port, ..inputs("upstream", "") });
+    let mut up = registry::private(&Inputs { registry_port: upstream_port, ..inputs("upstream", false) });
     up.auth = None;
     let upstream = Registry::start("upstream", dir.path(), &up, &[]);
-    let private = Registry::start("private", dir.path(), &registry::private(&inputs("private", "")), &[]);
+    let private = Registry::start("private", dir.path(), &registry::private(&inputs("private", false)), &[]);
     let ca = stack.join("certs/ca.crt");
-    let remote: &'static str = Box::leak(format!("https://127.0.0.1:{upstream_port}").into_boxed_str());
-    let cache = Registry::start("cache", dir.path(), &registry::cache(&inputs("cache", remote)), &[("SSL_CERT_FILE", &ca)]);
+    let cache =
+        Registry::start("cache", dir.path(), &registry::cache(&inputs("cache", true)), &[("SSL_CERT_FILE", &ca)]);
     Deployed {
         env: s(&env),
         state,
@@ -120,7 +119,8 @@ impl Deployed {
             .env_remove("OS_AUTH_URL")
             .output()
             .unwrap();
-        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        let v = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
         (out.status.code(), v, String::from_utf8_lossy(&out.stderr).to_string())
     }
 

@@ -129,7 +129,10 @@ fn seed_env_file_renders_the_expected_bundle() {
     for name in ["manager.cloud-config", "worker.cloud-config"] {
         insta::assert_snapshot!(name, redact(&run.read(name), &run.state));
     }
-    let stdout = run.stdout().replace(&run.out.display().to_string(), "[out]").replace(&run.state.display().to_string(), "[state]");
+    let stdout = run
+        .stdout()
+        .replace(&run.out.display().to_string(), "[out]")
+        .replace(&run.state.display().to_string(), "[state]");
     insta::assert_snapshot!("summary", stdout);
     assert_eq!(run.read("summary.txt"), run.stdout(), "the bundle keeps the summary it printed");
 }
@@ -199,7 +202,8 @@ fn node_configs_pass_cloud_init_schema() {
 fn cloud_init_schema_check_can_fail() {
     // The check above proves something only if a wrong config is refused.
     let dir = tempfile::tempdir().unwrap();
-    let bad = write(dir.path(), "bad.cloud-config", "#cloud-config\nwrite_files:\n  - path: /x\n    permissions: 0644\n");
+    let bad =
+        write(dir.path(), "bad.cloud-config", "#cloud-config\nwrite_files:\n  - path: /x\n    permissions: 0644\n");
     let out = std::process::Command::new("cloud-init").args(["schema", "-c", &bad]).output().unwrap();
     assert!(!out.status.success());
 }
@@ -216,13 +220,22 @@ fn secrets_stay_where_they_belong() {
     let run = render_in(dir, &[SEED, &env], &[]);
     assert!(run.output.status.success(), "{}", run.stderr());
     let mut traced = provision(run._dir.path());
-    traced.args(["render", "--output", "json", "--env", SEED, "--env", &env, "--out"]).arg(&run.out).arg("--state-dir").arg(&run.state);
+    traced
+        .args(["render", "--output", "json", "--env", SEED, "--env", &env, "--out"])
+        .arg(&run.out)
+        .arg("--state-dir")
+        .arg(&run.state);
     let traced = traced.env("RUST_LOG", "trace").output().unwrap();
     assert!(traced.status.success());
     let registry_password = std::fs::read_to_string(run.state.join("myhost/registry-password")).unwrap();
     let redis_password = std::fs::read_to_string(run.state.join("myhost/redis-password")).unwrap();
     let ca_key = std::fs::read_to_string(run.state.join("myhost/certs/ca.key")).unwrap();
-    let printed = [run.stdout(), run.stderr(), String::from_utf8_lossy(&traced.stdout).into(), String::from_utf8_lossy(&traced.stderr).into()];
+    let printed = [
+        run.stdout(),
+        run.stderr(),
+        String::from_utf8_lossy(&traced.stdout).into(),
+        String::from_utf8_lossy(&traced.stderr).into(),
+    ];
     for text in printed.iter() {
         for secret in ["Pw-NEVER-printed-42", registry_password.trim(), redis_password.trim(), ca_key.trim()] {
             assert!(!text.contains(secret), "a secret was printed:\n{text}");
@@ -230,14 +243,18 @@ fn secrets_stay_where_they_belong() {
     }
     for (name, text) in run.files() {
         assert!(!text.contains("Pw-NEVER-printed-42"), "{name} holds the OpenStack password");
-        assert!(!text.contains(registry_password.trim()), "{name} holds the registry password (only its bcrypt hash may leave)");
+        assert!(
+            !text.contains(registry_password.trim()),
+            "{name} holds the registry password (only its bcrypt hash may leave)"
+        );
         assert!(!text.contains("PRIVATE KEY") || name == "manager.cloud-config", "{name} holds a private key");
         assert!(!text.contains(ca_key.trim()), "{name} holds the CA key");
         if name != "manager.cloud-config" {
             assert!(!text.contains(redis_password.trim()), "{name} holds the Redis password");
         }
     }
-    let mode = |p: PathBuf| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
+    let mode =
+        |p: PathBuf| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
     assert_eq!(mode(run.out.join("manager.cloud-config")), 0o600);
     for f in ["certs/ca.key", "certs/registry.key", "registry-password", "redis-password"] {
         assert_eq!(mode(run.state.join("myhost").join(f)), 0o600, "{f}");
@@ -336,7 +353,10 @@ fn env_files_merge_in_order_and_parameters_beat_defaults() {
     let env = run.yaml("environment.yaml");
     assert_eq!(env["parameters"]["worker_count"], 7);
     assert_eq!(env["parameters"]["server_image"], "flatcar", "a later file overrides an earlier one");
-    assert_eq!(env["parameters"]["server_flavor"], "m1.small", "`parameters` in the seed beats a later `parameter_defaults`");
+    assert_eq!(
+        env["parameters"]["server_flavor"], "m1.small",
+        "`parameters` in the seed beats a later `parameter_defaults`"
+    );
     assert_eq!(env["resource_registry"]["OS::Heat::WaitCondition"], "OS::Heat::None");
 }
 
@@ -361,7 +381,8 @@ fn templates_can_be_overridden_file_by_file() {
     let tpl = dir.path().join("tpl/heat");
     std::fs::create_dir_all(&tpl).unwrap();
     let original = include_str!("../templates/heat/worker.yaml");
-    std::fs::write(tpl.join("worker.yaml"), original.replace("A provision swarm worker.", "An overridden worker.")).unwrap();
+    std::fs::write(tpl.join("worker.yaml"), original.replace("A provision swarm worker.", "An overridden worker."))
+        .unwrap();
     let tpl_root = dir.path().join("tpl").to_string_lossy().to_string();
     let run = render_in(dir, &[SEED], &["--templates", &tpl_root, "--output", "json"]);
     assert!(run.output.status.success(), "{}", run.stderr());
@@ -387,7 +408,11 @@ fn a_broken_override_is_reported_with_its_name() {
 #[test]
 fn clouds_yaml_is_named_as_the_source_and_wins() {
     let dir = tempfile::tempdir().unwrap();
-    let clouds = write(dir.path(), "clouds.yaml", "clouds:\n  lab:\n    auth:\n      auth_url: http://127.0.0.1:5000/v3\n      username: demo\n      password: pw\n      project_name: demo\n");
+    let clouds = write(
+        dir.path(),
+        "clouds.yaml",
+        "clouds:\n  lab:\n    auth:\n      auth_url: http://127.0.0.1:5000/v3\n      username: demo\n      password: pw\n      project_name: demo\n",
+    );
     std::fs::set_permissions(&clouds, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let out = dir.path().join("b");
     let o = provision(dir.path())
@@ -409,7 +434,14 @@ fn clouds_yaml_is_named_as_the_source_and_wins() {
 #[test]
 fn every_command_has_help_with_examples_and_the_cli_makes_man_and_completions() {
     let dir = tempfile::tempdir().unwrap();
-    for cmd in [&["--help"][..], &["render", "--help"], &["check", "--help"], &["params", "--help"], &["completions", "--help"], &["man", "--help"]] {
+    for cmd in [
+        &["--help"][..],
+        &["render", "--help"],
+        &["check", "--help"],
+        &["params", "--help"],
+        &["completions", "--help"],
+        &["man", "--help"],
+    ] {
         let o = provision(dir.path()).args(cmd).output().unwrap();
         assert!(o.status.success());
         assert!(String::from_utf8_lossy(&o.stdout).contains("Examples:"), "{cmd:?} has no examples");
@@ -428,7 +460,18 @@ fn params_lists_every_parameter() {
     let o = provision(dir.path()).args(["params", "--output", "json"]).output().unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let names: Vec<&str> = v["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    for seed_key in ["hostname", "domain", "server_key", "server_flavor", "server_image", "fip_network", "os_username", "os_password", "os_region", "os_authurl"] {
+    for seed_key in [
+        "hostname",
+        "domain",
+        "server_key",
+        "server_flavor",
+        "server_image",
+        "fip_network",
+        "os_username",
+        "os_password",
+        "os_region",
+        "os_authurl",
+    ] {
         assert!(names.contains(&seed_key), "{seed_key}");
     }
 }

@@ -48,12 +48,19 @@ fn run_signal(states: &str, log: &str, wait: u32) -> serde_json::Value {
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     // `systemctl is-active UNIT` answers from a table "unit=state ...".
-    fake(&bin, "systemctl", &format!("for kv in {states}; do [ \"${{kv%%=*}}\" = \"$2\" ] && echo \"${{kv#*=}}\" && exit 0; done; echo inactive"));
+    fake(
+        &bin,
+        "systemctl",
+        &format!(
+            "for kv in {states}; do [ \"${{kv%%=*}}\" = \"$2\" ] && echo \"${{kv#*=}}\" && exit 0; done; echo inactive"
+        ),
+    );
     fake(&bin, "journalctl", &format!("cat <<'LOG'\n{log}\nLOG"));
     let (url, server) = listen();
     // As Heat's curl_cli looks, with a token that must stay in the command file.
     let cmd = dir.path().join("signal-command");
-    std::fs::write(&cmd, format!("curl -i -X POST -H 'X-Auth-Token: tok' -H 'Content-Type: application/json' {url}\n")).unwrap();
+    std::fs::write(&cmd, format!("curl -i -X POST -H 'X-Auth-Token: tok' -H 'Content-Type: application/json' {url}\n"))
+        .unwrap();
     let script = dir.path().join("signal.sh");
     std::fs::write(&script, SCRIPT).unwrap();
     let status = Command::new("bash")
@@ -68,7 +75,8 @@ fn run_signal(states: &str, log: &str, wait: u32) -> serde_json::Value {
         .status()
         .unwrap();
     let body = server.join().unwrap();
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("Heat could not parse {body:?}: {e}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("Heat could not parse {body:?}: {e}"));
     assert_eq!(status.success(), v["status"] == "SUCCESS", "the exit status follows the signal");
     v
 }

@@ -80,7 +80,9 @@ fn a_reissued_certificate_still_chains_to_the_kept_ca() {
     let state = StateDir::open(dir.path(), "s").unwrap();
     let now = time::OffsetDateTime::now_utc();
     let first = certs::ensure(&state, "s", &Names::for_registry("h", "d.test", &[]), now).unwrap();
-    let second = certs::ensure(&state, "s", &Names::for_registry("h", "d.test", &["198.51.100.4".parse().unwrap()]), now).unwrap();
+    let second =
+        certs::ensure(&state, "s", &Names::for_registry("h", "d.test", &["198.51.100.4".parse().unwrap()]), now)
+            .unwrap();
     assert_eq!(first.ca_pem, second.ca_pem);
     handshake(&first.ca_pem, &second.server_pem, second.server_key_pem.expose(), "198.51.100.4").unwrap();
     handshake(&first.ca_pem, &second.server_pem, second.server_key_pem.expose(), "h.d.test").unwrap();

@@ -137,8 +137,7 @@ pub fn ensure(state: &StateDir, stack: &str, names: &Names, now: OffsetDateTime)
             )));
         }
     };
-    let record: Option<Record> =
-        state.read(SERVER_RECORD)?.and_then(|r| serde_json::from_str(&r).ok());
+    let record: Option<Record> = state.read(SERVER_RECORD)?.and_then(|r| serde_json::from_str(&r).ok());
     let existing = (state.read(SERVER_KEY)?, state.read(SERVER_CRT)?);
     let reason = match (&record, &existing) {
         (Some(_), (Some(_), Some(_))) if ca_outcome == Outcome::Created => Some("the CA is new".to_string()),

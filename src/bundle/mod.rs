@@ -31,7 +31,9 @@ pub enum BundleError {
     Render(#[from] render::RenderError),
     #[error("rendered {name} is not valid YAML: {message}")]
     Invalid { name: String, message: String },
-    #[error("registry_storage: swift needs OpenStack credentials to put on the node (os_* parameters, OS_* variables or --os-cloud)")]
+    #[error(
+        "registry_storage: swift needs OpenStack credentials to put on the node (os_* parameters, OS_* variables or --os-cloud)"
+    )]
     SwiftWithoutCredentials,
 }
 
@@ -109,17 +111,83 @@ struct Rule {
 }
 
 const SWARM_RULES: &[Rule] = &[
-    Rule { name: "manager_from_workers_swarm_api", group: "manager_security_group", from: "worker_security_group", protocol: "tcp", port: 2377 },
-    Rule { name: "manager_from_workers_gossip_tcp", group: "manager_security_group", from: "worker_security_group", protocol: "tcp", port: 7946 },
-    Rule { name: "manager_from_workers_gossip_udp", group: "manager_security_group", from: "worker_security_group", protocol: "udp", port: 7946 },
-    Rule { name: "manager_from_workers_overlay", group: "manager_security_group", from: "worker_security_group", protocol: "udp", port: 4789 },
-    Rule { name: "workers_from_manager_ssh", group: "worker_security_group", from: "manager_security_group", protocol: "tcp", port: 22 },
-    Rule { name: "workers_from_manager_gossip_tcp", group: "worker_security_group", from: "manager_security_group", protocol: "tcp", port: 7946 },
-    Rule { name: "workers_from_manager_gossip_udp", group: "worker_security_group", from: "manager_security_group", protocol: "udp", port: 7946 },
-    Rule { name: "workers_from_manager_overlay", group: "worker_security_group", from: "manager_security_group", protocol: "udp", port: 4789 },
-    Rule { name: "workers_from_workers_gossip_tcp", group: "worker_security_group", from: "worker_security_group", protocol: "tcp", port: 7946 },
-    Rule { name: "workers_from_workers_gossip_udp", group: "worker_security_group", from: "worker_security_group", protocol: "udp", port: 7946 },
-    Rule { name: "workers_from_workers_overlay", group: "worker_security_group", from: "worker_security_group", protocol: "udp", port: 4789 },
+    Rule {
+        name: "manager_from_workers_swarm_api",
+        group: "manager_security_group",
+        from: "worker_security_group",
+        protocol: "tcp",
+        port: 2377,
+    },
+    Rule {
+        name: "manager_from_workers_gossip_tcp",
+        group: "manager_security_group",
+        from: "worker_security_group",
+        protocol: "tcp",
+        port: 7946,
+    },
+    Rule {
+        name: "manager_from_workers_gossip_udp",
+        group: "manager_security_group",
+        from: "worker_security_group",
+        protocol: "udp",
+        port: 7946,
+    },
+    Rule {
+        name: "manager_from_workers_overlay",
+        group: "manager_security_group",
+        from: "worker_security_group",
+        protocol: "udp",
+        port: 4789,
+    },
+    Rule {
+        name: "workers_from_manager_ssh",
+        group: "worker_security_group",
+        from: "manager_security_group",
+        protocol: "tcp",
+        port: 22,
+    },
+    Rule {
+        name: "workers_from_manager_gossip_tcp",
+        group: "worker_security_group",
+        from: "manager_security_group",
+        protocol: "tcp",
+        port: 7946,
+    },
+    Rule {
+        name: "workers_from_manager_gossip_udp",
+        group: "worker_security_group",
+        from: "manager_security_group",
+        protocol: "udp",
+        port: 7946,
+    },
+    Rule {
+        name: "workers_from_manager_overlay",
+        group: "worker_security_group",
+        from: "manager_security_group",
+        protocol: "udp",
+        port: 4789,
+    },
+    Rule {
+        name: "workers_from_workers_gossip_tcp",
+        group: "worker_security_group",
+        from: "worker_security_group",
+        protocol: "tcp",
+        port: 7946,
+    },
+    Rule {
+        name: "workers_from_workers_gossip_udp",
+        group: "worker_security_group",
+        from: "worker_security_group",
+        protocol: "udp",
+        port: 7946,
+    },
+    Rule {
+        name: "workers_from_workers_overlay",
+        group: "worker_security_group",
+        from: "worker_security_group",
+        protocol: "udp",
+        port: 4789,
+    },
 ];
 
 /// Images the manager runs, pinned so a re-run gets the same bits.
@@ -149,7 +217,9 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     let data = if volume { "/data" } else { "/var/lib/provision" };
     let blobs = match &params.registry.storage {
         Storage::Filesystem => registry::Blobs::Filesystem,
-        Storage::Swift { .. } => registry::Blobs::Swift(req.swift_credentials.clone().ok_or(BundleError::SwiftWithoutCredentials)?),
+        Storage::Swift { .. } => {
+            registry::Blobs::Swift(req.swift_credentials.clone().ok_or(BundleError::SwiftWithoutCredentials)?)
+        }
     };
     let inputs = registry::Inputs {
         fqdn: &fqdn,
@@ -208,7 +278,13 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
 
     let template = checked_yaml("template.yaml", templates.render("heat/stack.yaml", &ctx)?)?;
     let mut files = BTreeMap::new();
-    files.insert("worker.yaml".to_string(), File { contents: checked_yaml("worker.yaml", templates.render("heat/worker.yaml", &ctx)?)?, mode: Mode::Public });
+    files.insert(
+        "worker.yaml".to_string(),
+        File {
+            contents: checked_yaml("worker.yaml", templates.render("heat/worker.yaml", &ctx)?)?,
+            mode: Mode::Public,
+        },
+    );
     for (role, mode) in [("manager", Mode::Private), ("worker", Mode::Public)] {
         let name = format!("{role}.cloud-config");
         let text = checked_yaml(&name, templates.render(&format!("nodes/{name}"), &ctx)?)?;

@@ -205,7 +205,8 @@ pub fn private(i: &Inputs) -> Config {
         c.storage.filesystem = None;
         c.storage.swift = Some(s.clone());
     }
-    c.auth = Some(Auth { htpasswd: Htpasswd { realm: format!("{} registry", i.fqdn), path: i.layout.htpasswd.clone() } });
+    c.auth =
+        Some(Auth { htpasswd: Htpasswd { realm: format!("{} registry", i.fqdn), path: i.layout.htpasswd.clone() } });
     c
 }
 

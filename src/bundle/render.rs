@@ -37,7 +37,8 @@ impl Templates {
         for (name, builtin) in BUILTIN {
             let text = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
                 Some(path) => {
-                    let t = std::fs::read_to_string(&path).map_err(|source| RenderError::Read { path: path.clone(), source })?;
+                    let t = std::fs::read_to_string(&path)
+                        .map_err(|source| RenderError::Read { path: path.clone(), source })?;
                     overridden.push(path);
                     t
                 }

@@ -31,8 +31,18 @@ impl std::fmt::Display for Source {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
-    Password { username: String, password: Secret, user_domain: String },
-    ApplicationCredential { id: Option<String>, name: Option<String>, username: Option<String>, user_domain: String, secret: Secret },
+    Password {
+        username: String,
+        password: Secret,
+        user_domain: String,
+    },
+    ApplicationCredential {
+        id: Option<String>,
+        name: Option<String>,
+        username: Option<String>,
+        user_domain: String,
+        secret: Secret,
+    },
 }
 
 /// Which project a token is for. Application credentials carry their own.
@@ -128,11 +138,7 @@ pub fn keystone_v3_url(url: &str) -> (String, Option<String>) {
             return (v3.clone(), Some(format!("Keystone v2 URL {trimmed} is used as {v3} (v2 is no longer served)")));
         }
     }
-    if trimmed.ends_with("/v3") {
-        (trimmed.to_string(), None)
-    } else {
-        (format!("{trimmed}/v3"), None)
-    }
+    if trimmed.ends_with("/v3") { (trimmed.to_string(), None) } else { (format!("{trimmed}/v3"), None) }
 }
 
 fn from_env_file(url: &str, e: &EnvFileCredentials, warnings: &mut Vec<String>) -> Result<Credentials, Problem> {
@@ -163,7 +169,8 @@ fn from_env_file(url: &str, e: &EnvFileCredentials, warnings: &mut Vec<String>) 
 
 fn from_os_vars(url: String, var: &dyn Fn(&str) -> Option<String>) -> Result<Credentials, Problem> {
     let get = |k: &str| var(k).filter(|v| !v.is_empty());
-    let user_domain = get("OS_USER_DOMAIN_NAME").or_else(|| get("OS_USER_DOMAIN_ID")).unwrap_or_else(|| "Default".into());
+    let user_domain =
+        get("OS_USER_DOMAIN_NAME").or_else(|| get("OS_USER_DOMAIN_ID")).unwrap_or_else(|| "Default".into());
     let env_problem = |msg: &str| Problem::new(Where::file(Path::new("<environment>")), msg.to_string());
     let auth = match get("OS_AUTH_TYPE").as_deref() {
         Some("v3applicationcredential") => Auth::ApplicationCredential {
@@ -171,14 +178,15 @@ fn from_os_vars(url: String, var: &dyn Fn(&str) -> Option<String>) -> Result<Cre
             name: get("OS_APPLICATION_CREDENTIAL_NAME"),
             username: get("OS_USERNAME"),
             user_domain,
-            secret: Secret::new(
-                get("OS_APPLICATION_CREDENTIAL_SECRET")
-                    .ok_or_else(|| env_problem("OS_AUTH_TYPE=v3applicationcredential needs OS_APPLICATION_CREDENTIAL_SECRET"))?,
-            ),
+            secret: Secret::new(get("OS_APPLICATION_CREDENTIAL_SECRET").ok_or_else(|| {
+                env_problem("OS_AUTH_TYPE=v3applicationcredential needs OS_APPLICATION_CREDENTIAL_SECRET")
+            })?),
         },
         None | Some("password") | Some("v3password") => Auth::Password {
             username: get("OS_USERNAME").ok_or_else(|| env_problem("OS_AUTH_URL is set but OS_USERNAME is not"))?,
-            password: Secret::new(get("OS_PASSWORD").ok_or_else(|| env_problem("OS_AUTH_URL is set but OS_PASSWORD is not"))?),
+            password: Secret::new(
+                get("OS_PASSWORD").ok_or_else(|| env_problem("OS_AUTH_URL is set but OS_PASSWORD is not"))?,
+            ),
             user_domain,
         },
         Some(other) => {
@@ -192,7 +200,9 @@ fn from_os_vars(url: String, var: &dyn Fn(&str) -> Option<String>) -> Result<Cre
     let project = (project_name.is_some() || project_id.is_some()).then(|| Project {
         name: project_name,
         id: project_id,
-        domain: get("OS_PROJECT_DOMAIN_NAME").or_else(|| get("OS_PROJECT_DOMAIN_ID")).unwrap_or_else(|| "Default".into()),
+        domain: get("OS_PROJECT_DOMAIN_NAME")
+            .or_else(|| get("OS_PROJECT_DOMAIN_ID"))
+            .unwrap_or_else(|| "Default".into()),
     });
     Ok(Credentials {
         source: Source::Environment,
@@ -226,15 +236,19 @@ fn find_file(var: &dyn Fn(&str) -> Option<String>, explicit: &str, names: &[&str
 }
 
 fn read_yaml(path: &Path) -> Result<serde_json::Value, Problem> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Problem::new(Where::file(path), format!("cannot read: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Problem::new(Where::file(path), format!("cannot read: {e}")))?;
     serde_saphyr::from_str::<serde_json::Value>(&text).map_err(|e| {
         let at = e.location().map_or(Where::file(path), |l| Where::at(path, l.line(), l.column()));
         Problem::new(at, format!("not valid YAML: {}", e.without_snippet().to_string().lines().next().unwrap_or("")))
     })
 }
 
-fn from_clouds_yaml(cloud: &str, var: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> Result<Credentials, Problem> {
+fn from_clouds_yaml(
+    cloud: &str,
+    var: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Credentials, Problem> {
     let Some(file) = find_file(var, "OS_CLIENT_CONFIG_FILE", &["clouds.yaml", "clouds.yml"]) else {
         return Err(Problem::new(
             Where::file(Path::new("clouds.yaml")),
@@ -263,16 +277,19 @@ fn from_clouds_yaml(cloud: &str, var: &dyn Fn(&str) -> Option<String>, warnings:
     let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
     let bad = |msg: String| Problem::new(Where::file(&file), msg).key(cloud);
     let auth_url = s(&auth, "auth_url").ok_or_else(|| bad(format!("cloud `{cloud}` has no auth.auth_url")))?;
-    let user_domain = s(&auth, "user_domain_name").or_else(|| s(&auth, "user_domain_id")).unwrap_or_else(|| "Default".into());
+    let user_domain =
+        s(&auth, "user_domain_name").or_else(|| s(&auth, "user_domain_id")).unwrap_or_else(|| "Default".into());
     let auth_type = s(&entry, "auth_type").unwrap_or_else(|| "password".into());
     let creds_auth = match auth_type.as_str() {
-        "password" | "v3password" => Auth::Password {
-            username: s(&auth, "username").ok_or_else(|| bad(format!("cloud `{cloud}` has no auth.username")))?,
-            password: Secret::new(s(&auth, "password").ok_or_else(|| {
-                bad(format!("cloud `{cloud}` has no auth.password (in clouds.yaml or secure.yaml)"))
-            })?),
-            user_domain,
-        },
+        "password" | "v3password" => {
+            Auth::Password {
+                username: s(&auth, "username").ok_or_else(|| bad(format!("cloud `{cloud}` has no auth.username")))?,
+                password: Secret::new(s(&auth, "password").ok_or_else(|| {
+                    bad(format!("cloud `{cloud}` has no auth.password (in clouds.yaml or secure.yaml)"))
+                })?),
+                user_domain,
+            }
+        }
         "v3applicationcredential" => Auth::ApplicationCredential {
             id: s(&auth, "application_credential_id"),
             name: s(&auth, "application_credential_name"),
@@ -283,7 +300,9 @@ fn from_clouds_yaml(cloud: &str, var: &dyn Fn(&str) -> Option<String>, warnings:
                     .ok_or_else(|| bad(format!("cloud `{cloud}` has no auth.application_credential_secret")))?,
             ),
         },
-        other => return Err(bad(format!("auth_type `{other}` is not supported; use password or v3applicationcredential"))),
+        other => {
+            return Err(bad(format!("auth_type `{other}` is not supported; use password or v3applicationcredential")));
+        }
     };
     for f in &files_with_secrets {
         warnings.extend(readable_by_others(f));
@@ -293,7 +312,9 @@ fn from_clouds_yaml(cloud: &str, var: &dyn Fn(&str) -> Option<String>, warnings:
     let project = (project_name.is_some() || project_id.is_some()).then(|| Project {
         name: project_name,
         id: project_id,
-        domain: s(&auth, "project_domain_name").or_else(|| s(&auth, "project_domain_id")).unwrap_or_else(|| "Default".into()),
+        domain: s(&auth, "project_domain_name")
+            .or_else(|| s(&auth, "project_domain_id"))
+            .unwrap_or_else(|| "Default".into()),
     });
     let verify = entry.get("verify").and_then(|v| v.as_bool()).unwrap_or(true);
     Ok(Credentials {
@@ -366,7 +387,12 @@ mod tests {
         let r = resolve(&Request::default(), &vars(&[]), &envfile).unwrap();
         assert_eq!(r.credentials.unwrap().source, Source::EnvFile("seed.yml".into()));
 
-        let os = vars(&[("OS_AUTH_URL", "http://k/v3"), ("OS_USERNAME", "u"), ("OS_PASSWORD", "p"), ("OS_PROJECT_NAME", "demo")]);
+        let os = vars(&[
+            ("OS_AUTH_URL", "http://k/v3"),
+            ("OS_USERNAME", "u"),
+            ("OS_PASSWORD", "p"),
+            ("OS_PROJECT_NAME", "demo"),
+        ]);
         let c = resolve(&Request::default(), &os, &envfile).unwrap().credentials.unwrap();
         assert_eq!(c.source, Source::Environment);
         assert_eq!(c.project.unwrap().name.as_deref(), Some("demo"));

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use super::error::{Problem, Where};
@@ -50,9 +50,8 @@ impl EnvFile {
     /// Reads and parses `path`. Every problem found is returned, not only the
     /// first, so an operator fixes a file in one pass.
     pub fn load(path: &Path) -> Result<EnvFile, Vec<Problem>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![Problem::new(Where::file(path), format!("cannot read the environment file: {e}"))]
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![Problem::new(Where::file(path), format!("cannot read the environment file: {e}"))])?;
         EnvFile::parse(path, &text)
     }
 
@@ -167,11 +166,8 @@ impl<'de> Visitor<'de> for FileVisitor {
         while let Some(key) = map.next_key::<Spanned<String>>()? {
             let section = match key.value.as_str() {
                 "parameters" | "parameter_defaults" => {
-                    let which = if key.value == "parameters" {
-                        Section::Parameters
-                    } else {
-                        Section::ParameterDefaults
-                    };
+                    let which =
+                        if key.value == "parameters" { Section::Parameters } else { Section::ParameterDefaults };
                     match map.next_value::<MaybeEntries>()? {
                         MaybeEntries::Entries(e) => RawSection::Entries(which, e),
                         MaybeEntries::Empty => RawSection::Entries(which, Vec::new()),

@@ -144,7 +144,8 @@ impl Params {
             "swift" => Storage::Swift { container: get.text("swift_container") },
             _ => Storage::Filesystem,
         };
-        let registry = Registry { user: get.text("registry_user"), storage, cache_remote_url: get.text("cache_remote_url") };
+        let registry =
+            Registry { user: get.text("registry_user"), storage, cache_remote_url: get.text("cache_remote_url") };
         let ssh_allowed_cidr = get.text("ssh_allowed_cidr");
         let volume_size = get.count("volume_size");
         let docker_mtu = get.count("docker_mtu");
@@ -168,8 +169,11 @@ impl Params {
         let fqdn_len = hostname.len() + 1 + domain.len();
         if fqdn_len > 253 {
             return Err(InputError(vec![
-                Problem::new(merged.value_at("domain").unwrap_or(Where::file(&last_file)), format!("hostname.domain is {fqdn_len} characters; at most 253"))
-                    .key("domain"),
+                Problem::new(
+                    merged.value_at("domain").unwrap_or(Where::file(&last_file)),
+                    format!("hostname.domain is {fqdn_len} characters; at most 253"),
+                )
+                .key("domain"),
             ]));
         }
         tracing::debug!(files = ?files.iter().map(|f| &f.path).collect::<Vec<_>>(), "parameters loaded");
@@ -214,7 +218,9 @@ fn merge(files: &[EnvFile]) -> Merged {
     let mut unknown = Vec::new();
     let mut passthrough = serde_json::Map::new();
     for file in files {
-        for (section, entries) in [(Section::ParameterDefaults, &file.parameter_defaults), (Section::Parameters, &file.parameters)] {
+        for (section, entries) in
+            [(Section::ParameterDefaults, &file.parameter_defaults), (Section::Parameters, &file.parameters)]
+        {
             for e in entries {
                 if defs::find(&e.key).is_none() {
                     unknown.push(e.clone());
@@ -272,7 +278,9 @@ impl Getter<'_> {
                 );
                 None
             }
-            None => def.default.map(|d| values::check(def, &serde_json::Value::String(d.into())).expect("defaults are valid")),
+            None => def
+                .default
+                .map(|d| values::check(def, &serde_json::Value::String(d.into())).expect("defaults are valid")),
         }
     }
 

@@ -87,8 +87,8 @@ pub fn check(def: &Def, value: &serde_json::Value) -> Result<Checked, String> {
         Kind::Secret => Ok(Checked::Secret(Secret::new(text))),
         Kind::Text => Ok(Checked::Text(text)),
         Kind::User => {
-            let ok = (1..=64).contains(&text.len())
-                && text.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            let ok =
+                (1..=64).contains(&text.len()) && text.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
             if ok { Ok(Checked::Text(text)) } else { bad("") }
         }
     }

@@ -4,6 +4,9 @@
 //! handle when its guard drops (also when the test panics); nothing else is
 //! ever signalled.
 
+// Shared by several test crates; each uses only part of it.
+#![allow(dead_code)]
+
 pub mod client;
 
 use std::fs::{self, File};
