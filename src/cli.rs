@@ -7,12 +7,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples:
+  provision --env env_params.yml                      create or converge the stack, wait, show outputs
+  provision --env env_params.yml --preview            what a run would change; changes nothing
+  OS_CLOUD=mycloud provision -e env_params.yml -e more.yml --output json
+  provision status --env env_params.yml
+  provision destroy --env env_params.yml
   provision render --env env_params.yml --out bundle/
   provision render -e env_params.yml -e env/local-cloud.yml --out bundle/ --output json
   provision params
   OS_CLOUD=mycloud provision render -e env_params.yml --out bundle/
 
-Exit codes: 0 done, 1 failed, 2 bad input or usage (nothing was done).";
+Exit codes: 0 done, 1 failed (the stack failed, or the cloud refused), 2 bad input or usage
+(nothing was made), 3 timed out (the stack is still in progress in Heat), 130 interrupted.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,13 +29,38 @@ Exit codes: 0 done, 1 failed, 2 bad input or usage (nothing was done).";
                   typed parameters, renders a Heat template and Flatcar node configs, and makes the \
                   registry's CA and certificate. Credentials come from --os-cloud (clouds.yaml), the \
                   OS_* variables, or the environment file's os_* parameters, in that order.",
-    after_help = EXAMPLES
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    /// Without a command: create the stack, or converge it on a re-run.
+    #[command(flatten)]
+    pub deploy: DeployArgs,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Print Heat's preview of what this run would add, update, replace or
+    /// delete, and change nothing.
+    #[arg(long)]
+    pub preview: bool,
+
+    /// Minutes Heat (and this command) wait for the stack.
+    #[arg(long, value_name = "MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub timeout: u64,
+
+    /// Let Heat delete what it made when a create fails (default: keep it
+    /// to look at, and say how to retry or remove it).
+    #[arg(long)]
+    pub rollback: bool,
+
+    /// Tag for the stack; repeat for more.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +142,35 @@ challenge, the stored credentials, the catalog, the cache answering
 anonymously. Each failure is one line saying what to look at; exit code 1.")]
     Check(CheckArgs),
 
+    /// Show the stack's status, and the failed resources with Heat's reasons.
+    #[command(after_help = "\
+Examples:
+  provision status --env env_params.yml
+  provision status --name mystack --output json
+
+Exit code 0 when the stack is complete, 1 when it failed, does not exist, or
+is still in progress.")]
+    Status,
+
+    /// Print the stack's outputs.
+    #[command(after_help = "\
+Examples:
+  provision outputs --env env_params.yml
+  provision outputs --env env_params.yml --output json | jq -r .outputs.manager_floating_ip")]
+    Outputs,
+
+    /// Delete the stack, wait until it is gone, and release the manager's
+    /// floating IP.
+    #[command(after_help = "\
+Examples:
+  provision destroy --env env_params.yml
+  provision destroy --name mystack --keep-floating-ip
+
+No prompt: meant for pipelines too. The CA and passwords in the state
+directory are kept, so a stack made again with the same name trusts the
+same CA.")]
+    Destroy(DestroyArgs),
+
     /// List the parameters an environment file may set.
     #[command(after_help = "\
 Examples:
@@ -137,6 +197,17 @@ Examples:
 Examples:
   provision man > provision.1 && man ./provision.1")]
     Man,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Keep the manager's floating IP for the next stack of this name.
+    #[arg(long)]
+    pub keep_floating_ip: bool,
+
+    /// Minutes to wait for the delete.
+    #[arg(long, value_name = "MINUTES", default_value_t = 30)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

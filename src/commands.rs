@@ -12,9 +12,13 @@ use crate::cli::{CheckArgs, Cli, Command, Global, RenderArgs};
 use crate::ui::Ui;
 
 pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
-    match &cli.command {
+    let Some(command) = &cli.command else { return crate::live::deploy(&cli.global, &cli.deploy, ui) };
+    match command {
         Command::Render(args) => render(&cli.global, args, ui),
         Command::Check(args) => check(&cli.global, args, ui),
+        Command::Status => crate::live::status(&cli.global, ui, false),
+        Command::Outputs => crate::live::status(&cli.global, ui, true),
+        Command::Destroy(args) => crate::live::destroy(&cli.global, args, ui),
         Command::Params { markdown } => {
             if *markdown {
                 ui.human(&defs::markdown_table());
@@ -47,13 +51,13 @@ pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
 
 /// The input stage shared by every command that works on a stack: the
 /// parameters, the credentials (if any), the stack name.
-struct Loaded {
-    params: Params,
-    credentials: Option<credentials::Credentials>,
-    stack_name: String,
+pub struct Loaded {
+    pub params: Params,
+    pub credentials: Option<credentials::Credentials>,
+    pub stack_name: String,
 }
 
-fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
+pub fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
     let params = Params::load(&global.env)?;
     let req = credentials::Request {
         os_cloud: global.os_cloud.clone(),
@@ -146,7 +150,7 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
     Ok(())
 }
 
-fn state_dir(global: &Global, stack: &str) -> Result<StateDir> {
+pub fn state_dir(global: &Global, stack: &str) -> Result<StateDir> {
     let root = global.state_dir.clone().unwrap_or_else(|| StateDir::default_root(&|k| std::env::var(k).ok()));
     Ok(StateDir::open(&root, stack)?)
 }
@@ -233,7 +237,7 @@ fn parse_floating_ip(s: &str) -> Result<FloatingIp, InputError> {
 
 /// Swift storage logs in as the operator, so the node gets their
 /// credentials; say so, because that is a secret leaving the machine.
-fn swift_credentials(loaded: &Loaded, ui: &mut Ui) -> Option<bundle::registry::Swift> {
+pub fn swift_credentials(loaded: &Loaded, ui: &mut Ui) -> Option<bundle::registry::Swift> {
     let provision::params::Storage::Swift { container } = &loaded.params.registry.storage else { return None };
     let c = loaded.credentials.as_ref()?;
     let credentials::Auth::Password { username, password, user_domain } = &c.auth else {

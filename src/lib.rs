@@ -5,7 +5,7 @@
 //! 1. [`params`]: environment files → typed, validated [`params::Params`];
 //! 2. [`bundle`]: params → rendered Heat template, node configs and registry
 //!    certificates (a [`bundle::Bundle`]), all offline;
-//! 3. `stack`: the bundle → a Heat stack on the cloud, waited on;
+//! 3. [`stack`]: the bundle → a Heat stack on the cloud, waited on;
 //! 4. `handoff`: the stack's nodes → a Docker Swarm;
 //!
 //! and after them [`check`], which looks at a deployed registry from the
@@ -18,4 +18,5 @@
 pub mod bundle;
 pub mod check;
 pub mod params;
+pub mod stack;
 pub mod state;

@@ -70,6 +70,17 @@ impl StateDir {
         write_file(&path, contents.as_bytes(), mode)?;
         Ok(path)
     }
+
+    /// Forgets a file; one that is not there is already forgotten.
+    pub fn remove(&self, name: &str) -> Result<(), StateError> {
+        let path = self.file(name);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StateError { what: "cannot remove", path, source: e })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 pub fn create_private_dir(dir: &Path) -> Result<(), StateError> {

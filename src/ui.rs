@@ -59,3 +59,65 @@ impl Ui {
         eprintln!("{} {msg}", self.paint("1;31", "error:"));
     }
 }
+
+/// Shows a stack operation as it happens, on stderr: one line per Heat
+/// event, and on a terminal a spinner with the status and elapsed time.
+/// Stdout stays for the result, so `--output json` pipes cleanly.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            b
+        });
+        Progress { bar }
+    }
+
+    /// A line above the spinner (or plain on stderr).
+    pub fn line(&self, text: &str) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// For the cloud's retry notices, which come from inside requests.
+    pub fn notice_fn(&self) -> Box<dyn Fn(&str) + Send + Sync> {
+        let bar = self.bar.clone();
+        Box::new(move |msg: &str| match &bar {
+            Some(b) => b.println(format!("note: {msg}")),
+            None => eprintln!("note: {msg}"),
+        })
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl provision::stack::Watch for Progress {
+    fn event(&self, e: &provision::stack::Event) {
+        self.line(&e.line());
+    }
+
+    fn progress(&self, status: &str, finished: usize, elapsed: std::time::Duration) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("{status}: {finished} resources done, {:.0} s", elapsed.as_secs_f64()));
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

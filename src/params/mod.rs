@@ -13,8 +13,8 @@ pub mod error;
 pub mod secret;
 pub mod values;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
 use defs::Def;
 use envfile::{EnvFile, Section};
@@ -75,12 +75,23 @@ pub struct Params {
     /// `resource_registry` and Heat's other sections, merged, for Heat.
     pub passthrough: serde_json::Map<String, serde_json::Value>,
     pub files: Vec<PathBuf>,
+    /// Where each parameter that was set was written, for later messages
+    /// about its value (an unknown flavor points at its line).
+    pub origins: BTreeMap<String, Where>,
 }
 
 impl Params {
     /// The registry's name: `hostname.domain`.
     pub fn fqdn(&self) -> String {
         format!("{}.{}", self.hostname, self.domain)
+    }
+
+    /// Where a parameter was set; the last file for a default.
+    pub fn origin(&self, key: &str) -> Where {
+        self.origins
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| Where::file(self.files.last().map_or(Path::new("<env>"), |p| p.as_path())))
     }
 
     /// Reads, merges and checks the environment files.
@@ -194,6 +205,7 @@ impl Params {
             env_credentials,
             passthrough: merged.passthrough,
             files: files.iter().map(|f| f.path.clone()).collect(),
+            origins: merged.values.iter().map(|(k, e)| (k.clone(), e.at.clone())).collect(),
         })
     }
 }

@@ -1,0 +1,398 @@
+//! The commands that talk to the cloud: `provision --env ...` (create or
+//! converge), `status`, `outputs`, `destroy`. Each reads its input fully
+//! first (bad input: exit 2, no request made), then runs the stack stage
+//! and reports.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+
+use provision::bundle::{self, FloatingIp};
+use provision::params::{InputError, Problem, Where, credentials};
+use provision::stack::{self, Cloud, Outcome, StackError, api};
+use provision::state::StateDir;
+
+use crate::cli::{DeployArgs, DestroyArgs, Global};
+use crate::commands::{load, state_dir, swift_credentials};
+use crate::ui::{Progress, Ui};
+
+/// The stack was left running in Heat when the wait stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StillRunning {
+    pub message: String,
+    pub interrupted: bool,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn need_credentials(given: &Option<credentials::Credentials>) -> Result<credentials::Credentials, InputError> {
+    given.clone().ok_or_else(|| {
+        InputError(vec![
+            Problem::new(Where::file(std::path::Path::new("credentials")), "no OpenStack credentials found")
+                .hint("give --os-cloud NAME (clouds.yaml), the OS_* variables of an openrc file, or os_authurl, os_username and os_password in the environment file"),
+        ])
+    })
+}
+
+async fn connect(creds: &credentials::Credentials, progress: &Progress) -> Result<Cloud> {
+    Ok(Cloud::connect(creds, progress.notice_fn()).await?)
+}
+
+/// `provision --env ...`: everything from the environment files to a
+/// settled stack with its outputs.
+pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
+    let started = Instant::now();
+    let loaded = load(global, ui)?;
+    let creds = need_credentials(&loaded.credentials)?;
+    let state = state_dir(global, &loaded.stack_name)?;
+    let swift = swift_credentials(&loaded, ui);
+    let progress = Progress::new();
+    let rt = runtime()?;
+    let name = loaded.stack_name.clone();
+
+    let run = async {
+        let cloud = connect(&creds, &progress).await?;
+        let existing = stack::find(&cloud, &name).await?;
+        let found = stack::preflight(&cloud, &loaded.params).await.map_err(input_error)?;
+        // A preview changes nothing: it uses the floating IP only if this
+        // stack already has one.
+        let (fip, allocated) = if args.preview {
+            (stack::remembered_floating_ip(&state)?, false)
+        } else {
+            let (f, new) = stack::floating_ip(&cloud, &state, &found, &name).await?;
+            (Some(f), new)
+        };
+        if allocated && let Some(f) = &fip {
+            progress.line(&format!("allocated floating IP {} for the manager", f.address));
+        }
+        let req = bundle::Request {
+            stack_name: &name,
+            state: &state,
+            templates: global.templates.as_deref(),
+            floating_ip: fip.clone(),
+            swift_credentials: swift.clone(),
+            now: time::OffsetDateTime::now_utc(),
+        };
+        let b = bundle::build(&loaded.params, &req)?;
+        let body = api::StackBody { template: b.template.clone(), environment: b.environment.clone(), files: b.files_map() };
+        stack::validate(&cloud, &body).await.map_err(input_error)?;
+
+        if args.preview {
+            let drift = match &existing {
+                Some((s, _)) => Some(stack::drift(&cloud, s, &body).await?),
+                None => None,
+            };
+            if drift.as_ref().is_some_and(Vec::is_empty) {
+                return Ok(Done::Preview { drift, changes: Default::default() });
+            }
+            let v = stack::preview(&cloud, &name, existing.as_ref().map(|(s, _)| s), &body).await.map_err(input_error)?;
+            return Ok(Done::Preview { drift, changes: stack::preview_changes(&v) });
+        }
+        let opts = api::Options { timeout_mins: Some(args.timeout), rollback: args.rollback, tags: args.tags.clone() };
+        // Heat enforces the timeout; this wait allows it a little longer to
+        // report its own failure.
+        let deadline = Duration::from_secs(args.timeout * 60 + 120);
+        if let Some((s, _)) = &existing {
+            progress.line(&format!("stack {} exists ({})", s.name, s.id));
+        }
+        let outcome = stack::apply(&cloud, &name, existing, &body, &opts, deadline, &progress).await;
+        Ok::<_, anyhow::Error>(Done::Applied { outcome, fip, requests: cloud.requests(), summary: Box::new(b.summary) })
+    };
+
+    let done: Result<Done> = rt.block_on(async {
+        tokio::select! {
+            r = run => r,
+            _ = tokio::signal::ctrl_c() => Err(StillRunning {
+                message: format!("interrupted; whatever Heat started goes on. Watch it: {}; remove it: {}",
+                    again(global, "status"), again(global, "destroy")),
+                interrupted: true,
+            }.into()),
+        }
+    });
+    progress.finish();
+    match done? {
+        Done::Preview { drift, changes } => report_preview(ui, &name, drift.as_deref(), &changes),
+        Done::Applied { outcome, fip, requests, summary } => {
+            let outcome = outcome.map_err(|e| stack_error(e, global))?;
+            report_outcome(ui, global, &outcome, fip.as_ref(), requests, started.elapsed(), Some(&summary), &state)
+        }
+    }
+}
+
+enum Done {
+    /// `drift` is None for a stack that does not exist yet.
+    Preview { drift: Option<Vec<String>>, changes: std::collections::BTreeMap<String, Vec<String>> },
+    Applied { outcome: Result<Outcome, StackError>, fip: Option<FloatingIp>, requests: u64, summary: Box<bundle::Summary> },
+}
+
+/// Names the cloud does not have, and templates Heat refuses, are bad
+/// input: exit 2, and nothing was made.
+fn input_error(e: StackError) -> anyhow::Error {
+    match e {
+        StackError::Input(problems) => problems.into(),
+        StackError::Invalid(message) => InputError(vec![Problem::new(
+            Where::file(std::path::Path::new("template")),
+            format!("Heat did not accept the rendered stack: {message}"),
+        )])
+        .into(),
+        other => other.into(),
+    }
+}
+
+fn stack_error(e: StackError, global: &Global) -> anyhow::Error {
+    match e {
+        StackError::Timeout { .. } => StillRunning {
+            message: format!("{e}. Wait again: {}; remove it: {}", again(global, ""), again(global, "destroy")),
+            interrupted: false,
+        }
+        .into(),
+        other => other.into(),
+    }
+}
+
+fn report_preview(
+    ui: &Ui,
+    name: &str,
+    drift: Option<&[String]>,
+    changes: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Result<()> {
+    let mut text = match drift {
+        None => format!("Stack {name} does not exist; a run would create:\n"),
+        Some([]) => format!("Stack {name} is up to date: a run would change nothing.\n"),
+        Some(d) => format!("Stack {name}: a run would update it for: {}\nHeat's preview:\n", d.join("; ")),
+    };
+    for kind in ["added", "updated", "replaced", "deleted", "unchanged"] {
+        if let Some(list) = changes.get(kind).filter(|l| !l.is_empty()) {
+            let shown = if kind == "unchanged" { format!("{} resources", list.len()) } else { list.join(", ") };
+            text.push_str(&format!("  {kind:<10} {shown}\n"));
+        }
+    }
+    if changes.get("replaced").is_some_and(|l| !l.is_empty()) {
+        text.push_str("  (Heat's preview also counts as replaced resources whose properties come from other resources; a real run replaces only what the change reaches.)\n");
+    }
+    ui.human(&text);
+    ui.json(&serde_json::json!({"ok": true, "command": "preview", "stack_name": name, "exists": drift.is_some(),
+        "drift": drift, "changes": changes, "warnings": ui.warnings()}));
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report_outcome(
+    ui: &Ui,
+    global: &Global,
+    o: &Outcome,
+    fip: Option<&FloatingIp>,
+    requests: u64,
+    elapsed: Duration,
+    summary: Option<&bundle::Summary>,
+    state: &StateDir,
+) -> Result<()> {
+    let verdict = match o.action {
+        "NONE" => format!("is up to date ({}), nothing to change", o.status),
+        _ => o.status.clone(),
+    };
+    let mut text = format!(
+        "Stack {} {} in {:.1} s (Heat: {}, {} events, {} requests)\n",
+        o.stack.name,
+        verdict,
+        elapsed.as_secs_f64(),
+        o.heat_seconds.map_or("-".into(), |s| format!("{s:.0} s")),
+        o.events,
+        requests
+    );
+    text.push_str(&outputs_text(o));
+    if !o.ok {
+        text.push_str(&failures_text(o));
+        text.push_str(&format!(
+            "The stack is kept as it is. Retry (converges it): {}\nRemove it: {}\n",
+            again(global, ""),
+            again(global, "destroy")
+        ));
+    } else if let Some(s) = summary {
+        text.push_str(&format!(
+            "Registry CA: {} (the certificate names {}).\nCheck the registry from here: {}\n",
+            s.ca_cert_file.display(),
+            s.certificate_names.join(", "),
+            again(global, &format!("check --address {}", fip.map_or("<floating IP>".to_string(), |f| f.address.to_string())))
+        ));
+    }
+    ui.human(&text);
+    ui.json(&serde_json::json!({
+        "ok": o.ok,
+        "command": match o.action { "DELETE" => "destroy", _ => "deploy" },
+        "stack": o,
+        "floating_ip": fip.map(|f| serde_json::json!({"id": f.id, "address": f.address.to_string()})),
+        "elapsed_seconds": elapsed.as_secs_f64(),
+        "requests": requests,
+        "state_dir": state.path(),
+        "bundle": summary,
+        "retry": (!o.ok).then(|| again(global, "")),
+        "remove": (!o.ok).then(|| again(global, "destroy")),
+        "warnings": ui.warnings(),
+    }));
+    if o.ok {
+        Ok(())
+    } else {
+        let first = o.failures.first().map(|f| format!(": {} {}: {}", f.resource, f.status, f.reason)).unwrap_or_default();
+        Err(anyhow!("stack {} is {}{}", o.stack.name, o.status, stack::events::one_line(&first, 300)))
+    }
+}
+
+fn outputs_text(o: &Outcome) -> String {
+    let width = o.outputs.keys().map(String::len).max().unwrap_or(0);
+    o.outputs
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("  {k:<width$}  {v}\n")
+        })
+        .collect()
+}
+
+fn failures_text(o: &Outcome) -> String {
+    let mut text = String::new();
+    if !o.reason.is_empty() {
+        text.push_str(&format!("Heat: {}\n", stack::events::one_line(&o.reason, 400)));
+    }
+    for f in &o.failures {
+        let place = f.parent.as_deref().map(|p| format!(" (in {p})")).unwrap_or_default();
+        text.push_str(&format!("  FAILED {}{place} [{}]: {}\n", f.resource, f.kind, stack::events::one_line(&f.reason, 400)));
+        if let Some(node) = stack::events::node_reason(f) {
+            text.push_str(&format!("    the node said: {node}\n"));
+        }
+    }
+    text
+}
+
+/// `provision status` and `provision outputs`.
+pub fn status(global: &Global, ui: &mut Ui, outputs_only: bool) -> Result<()> {
+    let (name, given) = load_for_name(global, ui)?;
+    let creds = need_credentials(&given)?;
+    let progress = Progress::new();
+    let rt = runtime()?;
+    let (shown, outcome) = rt.block_on(async {
+        let cloud = connect(&creds, &progress).await?;
+        let Some((stack_ref, shown)) = stack::find(&cloud, &name).await? else { return Ok::<_, anyhow::Error>((None, None)) };
+        let follow = stack::events::Follow::new(stack_ref.clone(), None);
+        let o = stack::outcome(&cloud, stack_ref, "SHOW", &shown, &follow).await?;
+        Ok((Some(shown), Some(o)))
+    })?;
+    progress.finish();
+    let (Some(_), Some(o)) = (shown, outcome) else {
+        ui.json(&serde_json::json!({"ok": false, "command": if outputs_only {"outputs"} else {"status"}, "stack_name": name, "status": "NOT_FOUND"}));
+        return Err(anyhow!("no stack named {name}"));
+    };
+    if outputs_only {
+        ui.human(&outputs_text(&o));
+        ui.json(&serde_json::json!({"ok": true, "command": "outputs", "stack": o.stack, "outputs": o.outputs}));
+        return Ok(());
+    }
+    let mut text = format!("Stack {} ({}): {}\n", o.stack.name, o.stack.id, o.status);
+    text.push_str(&outputs_text(&o));
+    if !o.ok {
+        text.push_str(&failures_text(&o));
+    }
+    ui.human(&text);
+    ui.json(&serde_json::json!({"ok": o.ok, "command": "status", "stack": o, "warnings": ui.warnings()}));
+    if o.ok { Ok(()) } else { Err(anyhow!("stack {} is {}", o.stack.name, o.status)) }
+}
+
+/// `provision destroy`: the stack, then the floating IP this tool made.
+pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
+    let started = Instant::now();
+    let (name, given) = load_for_name(global, ui)?;
+    let creds = need_credentials(&given)?;
+    let state = state_dir(global, &name)?;
+    let progress = Progress::new();
+    let rt = runtime()?;
+    let (outcome, released, requests) = rt.block_on(async {
+        let cloud = connect(&creds, &progress).await?;
+        let outcome = match stack::find(&cloud, &name).await? {
+            Some((s, _)) => Some(stack::destroy(&cloud, s, Duration::from_secs(args.timeout * 60), &progress).await?),
+            None => None,
+        };
+        let stack_gone = outcome.as_ref().is_none_or(|o| o.ok);
+        let released =
+            if stack_gone && !args.keep_floating_ip { stack::release_floating_ip(&cloud, &state).await? } else { None };
+        Ok::<_, anyhow::Error>((outcome, released, cloud.requests()))
+    })?;
+    progress.finish();
+    let fip_line = match (&released, args.keep_floating_ip) {
+        (Some(f), _) => format!("Released floating IP {}.\n", f.address),
+        (None, true) => "Kept the floating IP (--keep-floating-ip).\n".to_string(),
+        (None, false) => String::new(),
+    };
+    match outcome {
+        None => {
+            ui.human(&format!("No stack named {name}; nothing to delete.\n{fip_line}"));
+            ui.json(&serde_json::json!({"ok": true, "command": "destroy", "stack_name": name, "status": "NOT_FOUND",
+                "released_floating_ip": released.map(|f| f.address.to_string()), "requests": requests}));
+            Ok(())
+        }
+        Some(o) => {
+            ui.human(&fip_line);
+            report_outcome(ui, global, &o, released.as_ref(), requests, started.elapsed(), None, &state)
+        }
+    }
+}
+
+/// Commands that need only the stack's name and credentials: `--name`
+/// alone will do, without environment files, when the credentials come
+/// from clouds.yaml or OS_* variables.
+fn load_for_name(global: &Global, ui: &mut Ui) -> Result<(String, Option<credentials::Credentials>)> {
+    if global.env.is_empty()
+        && let Some(name) = &global.name
+    {
+        let req = credentials::Request {
+            os_cloud: global.os_cloud.clone(),
+            cacert: global.os_cacert.clone(),
+            insecure: global.insecure,
+        };
+        let resolved = credentials::resolve(&req, &|k| std::env::var(k).ok(), &Default::default())
+            .map_err(|p| InputError(vec![p]))?;
+        for w in &resolved.warnings {
+            ui.warn(w);
+        }
+        return Ok((name.clone(), resolved.credentials));
+    }
+    let loaded = load(global, ui)?;
+    Ok((loaded.stack_name, loaded.credentials))
+}
+
+/// The command that does `sub` to the same stack, with the same inputs,
+/// ready to paste.
+pub fn again(global: &Global, sub: &str) -> String {
+    let mut words = vec!["provision".to_string()];
+    if !sub.is_empty() {
+        words.extend(sub.split(' ').map(str::to_string));
+    }
+    for e in &global.env {
+        words.push("--env".into());
+        words.push(quote(&e.display().to_string()));
+    }
+    let mut flag = |f: &str, v: Option<String>| {
+        if let Some(v) = v {
+            words.push(f.into());
+            words.push(quote(&v));
+        }
+    };
+    flag("--name", global.name.clone());
+    flag("--os-cloud", global.os_cloud.clone());
+    flag("--state-dir", global.state_dir.as_ref().map(|p| p.display().to_string()));
+    flag("--templates", global.templates.as_ref().map(|p| p.display().to_string()));
+    words.join(" ")
+}
+
+fn quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}

@@ -1,0 +1,282 @@
+//! The OpenStack calls this tool makes, as data. No crate has Heat, so its
+//! endpoints are described here on `openstack_sdk`'s [`RestEndpoint`]; the
+//! few Nova, Glance and Neutron lookups use the same small type rather than
+//! pulling in the SDK's generated service crates (minutes of build for five
+//! requests). `openstack_sdk` still does the rest: Keystone, the catalog,
+//! version discovery, re-authentication.
+
+use std::borrow::Cow;
+
+use http::Method;
+use openstack_sdk::api::{BodyError, QueryParams, RestEndpoint};
+use openstack_sdk::types::{ApiVersion, ServiceType};
+use serde_json::{Value, json};
+
+/// Heat is in every catalog as `orchestration`.
+pub const ORCHESTRATION: &str = "orchestration";
+
+/// One request: method, service, path under the service's catalog URL,
+/// query and JSON body.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: Method,
+    pub service: Service,
+    pub path: String,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Orchestration,
+    Compute,
+    Image,
+    Network,
+}
+
+impl Call {
+    fn new(method: Method, service: Service, path: impl Into<String>) -> Call {
+        Call { method, service, path: path.into(), query: Vec::new(), body: None }
+    }
+
+    fn query(mut self, key: &'static str, value: impl ToString) -> Call {
+        self.query.push((key, value.to_string()));
+        self
+    }
+
+    fn body(mut self, body: Value) -> Call {
+        self.body = Some(body);
+        self
+    }
+
+    /// Safe to send again when the first try got no answer.
+    pub fn idempotent(&self) -> bool {
+        self.method == Method::GET
+    }
+
+    /// For messages: `GET stacks/x/y/events`.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+impl RestEndpoint for Call {
+    fn method(&self) -> Method {
+        self.method.clone()
+    }
+
+    fn endpoint(&self) -> Cow<'static, str> {
+        Cow::Owned(self.path.clone())
+    }
+
+    fn service_type(&self) -> ServiceType {
+        match self.service {
+            Service::Orchestration => ServiceType::Other(ORCHESTRATION.into()),
+            Service::Compute => ServiceType::Compute,
+            Service::Image => ServiceType::Image,
+            Service::Network => ServiceType::Network,
+        }
+    }
+
+    fn parameters(&self) -> QueryParams<'_> {
+        let mut q = QueryParams::default();
+        for (k, v) in &self.query {
+            q.push(*k, v.as_str());
+        }
+        q
+    }
+
+    fn body(&self) -> Result<Option<(&'static str, Vec<u8>)>, BodyError> {
+        match &self.body {
+            None => Ok(None),
+            Some(v) => Ok(Some(("application/json", serde_json::to_vec(v)?))),
+        }
+    }
+
+    /// No microversion header: Nova's base 2.1 has all this tool asks.
+    fn min_version(&self) -> Option<ApiVersion> {
+        None
+    }
+}
+
+/// What Heat needs to make or change a stack: the rendered bundle.
+#[derive(Debug, Clone)]
+pub struct StackBody {
+    pub template: String,
+    pub environment: String,
+    pub files: serde_json::Map<String, Value>,
+}
+
+impl StackBody {
+    fn json(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("template".into(), json!(self.template));
+        m.insert("environment".into(), json!(self.environment));
+        m.insert("files".into(), Value::Object(self.files.clone()));
+        m
+    }
+}
+
+/// How a create or update runs.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub timeout_mins: Option<u64>,
+    /// Heat deletes what it made when the create fails.
+    pub rollback: bool,
+    pub tags: Vec<String>,
+}
+
+pub mod heat {
+    use super::*;
+
+    fn stack_path(name: &str, id: &str) -> String {
+        format!("stacks/{name}/{id}")
+    }
+
+    pub fn validate(body: &StackBody) -> Call {
+        Call::new(Method::POST, Service::Orchestration, "validate").body(Value::Object(body.json()))
+    }
+
+    /// Heat answers a name with a redirect to `stacks/NAME/ID`, or 404.
+    pub fn find(name: &str) -> Call {
+        Call::new(Method::GET, Service::Orchestration, format!("stacks/{name}"))
+    }
+
+    pub fn show(name: &str, id: &str) -> Call {
+        Call::new(Method::GET, Service::Orchestration, stack_path(name, id))
+    }
+
+    pub fn create(name: &str, body: &StackBody, opts: &Options) -> Call {
+        let mut m = body.json();
+        m.insert("stack_name".into(), json!(name));
+        m.insert("disable_rollback".into(), json!(!opts.rollback));
+        if let Some(t) = opts.timeout_mins {
+            m.insert("timeout_mins".into(), json!(t));
+        }
+        if !opts.tags.is_empty() {
+            m.insert("tags".into(), json!(opts.tags.join(",")));
+        }
+        Call::new(Method::POST, Service::Orchestration, "stacks").body(Value::Object(m))
+    }
+
+    /// PATCH keeps every parameter the operator does not give again
+    /// (`openstack stack update --existing`).
+    pub fn update(name: &str, id: &str, body: &StackBody, opts: &Options) -> Call {
+        let mut m = body.json();
+        m.insert("disable_rollback".into(), json!(!opts.rollback));
+        if let Some(t) = opts.timeout_mins {
+            m.insert("timeout_mins".into(), json!(t));
+        }
+        if !opts.tags.is_empty() {
+            m.insert("tags".into(), json!(opts.tags.join(",")));
+        }
+        Call::new(Method::PATCH, Service::Orchestration, stack_path(name, id)).body(Value::Object(m))
+    }
+
+    pub fn preview_create(name: &str, body: &StackBody) -> Call {
+        let mut m = body.json();
+        m.insert("stack_name".into(), json!(name));
+        Call::new(Method::POST, Service::Orchestration, "stacks/preview").body(Value::Object(m))
+    }
+
+    pub fn preview_update(name: &str, id: &str, body: &StackBody) -> Call {
+        Call::new(Method::PATCH, Service::Orchestration, format!("{}/preview", stack_path(name, id)))
+            .body(Value::Object(body.json()))
+    }
+
+    pub fn delete(name: &str, id: &str) -> Call {
+        Call::new(Method::DELETE, Service::Orchestration, stack_path(name, id))
+    }
+
+    /// Events after `marker`, oldest first, nested stacks included.
+    pub fn events(name: &str, id: &str, marker: Option<&str>) -> Call {
+        let mut c = Call::new(Method::GET, Service::Orchestration, format!("{}/events", stack_path(name, id)))
+            .query("sort_dir", "asc")
+            .query("nested_depth", 5);
+        if let Some(m) = marker {
+            c = c.query("marker", m);
+        }
+        c
+    }
+
+    /// The newest event, to start an update's event stream after it.
+    pub fn last_event(name: &str, id: &str) -> Call {
+        Call::new(Method::GET, Service::Orchestration, format!("{}/events", stack_path(name, id)))
+            .query("sort_dir", "desc")
+            .query("limit", 1)
+    }
+
+    /// What Heat holds for a stack: `template`, `files` or `environment`.
+    pub fn stored(name: &str, id: &str, what: &str) -> Call {
+        Call::new(Method::GET, Service::Orchestration, format!("{}/{what}", stack_path(name, id)))
+    }
+
+    pub fn resources(name: &str, id: &str) -> Call {
+        Call::new(Method::GET, Service::Orchestration, format!("{}/resources", stack_path(name, id)))
+            .query("nested_depth", 5)
+    }
+}
+
+pub mod lookup {
+    use super::*;
+
+    pub fn flavors() -> Call {
+        Call::new(Method::GET, Service::Compute, "flavors")
+    }
+
+    pub fn keypairs() -> Call {
+        Call::new(Method::GET, Service::Compute, "os-keypairs")
+    }
+
+    pub fn images() -> Call {
+        Call::new(Method::GET, Service::Image, "v2/images").query("limit", 1000)
+    }
+
+    pub fn networks() -> Call {
+        Call::new(Method::GET, Service::Network, "v2.0/networks")
+    }
+}
+
+pub mod neutron {
+    use super::*;
+
+    pub fn create_floating_ip(network_id: &str, description: &str) -> Call {
+        Call::new(Method::POST, Service::Network, "v2.0/floatingips")
+            .body(json!({"floatingip": {"floating_network_id": network_id, "description": description}}))
+    }
+
+    pub fn floating_ip(id: &str) -> Call {
+        Call::new(Method::GET, Service::Network, format!("v2.0/floatingips/{id}"))
+    }
+
+    pub fn delete_floating_ip(id: &str) -> Call {
+        Call::new(Method::DELETE, Service::Network, format!("v2.0/floatingips/{id}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_is_a_patch_that_keeps_the_bundle_and_never_sends_a_name() {
+        let body = StackBody { template: "t".into(), environment: "e".into(), files: Default::default() };
+        let c = heat::update("s", "id1", &body, &Options { timeout_mins: Some(30), ..Default::default() });
+        assert_eq!(c.method, Method::PATCH);
+        assert_eq!(c.path, "stacks/s/id1");
+        let b = c.body.unwrap();
+        assert_eq!(b["template"], "t");
+        assert_eq!(b["timeout_mins"], 30);
+        assert_eq!(b["disable_rollback"], true);
+        assert!(b.get("stack_name").is_none());
+        assert!(!c.idempotent());
+    }
+
+    #[test]
+    fn events_resume_after_the_marker() {
+        let c = heat::events("s", "i", Some("ev9"));
+        assert!(c.query.contains(&("marker", "ev9".to_string())));
+        assert!(c.query.contains(&("sort_dir", "asc".to_string())));
+        assert!(c.idempotent());
+    }
+}

@@ -1,0 +1,332 @@
+//! Reading what Heat says about a stack, as plain functions: events (and
+//! which of them is the stack's own), failed resources with their reasons,
+//! outputs. The wait loop in [`super`] feeds these with Heat's JSON.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A stack as Heat names it: `stacks/NAME/ID`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StackRef {
+    pub name: String,
+    pub id: String,
+}
+
+impl StackRef {
+    /// From the `stack` object of a show, or the `links`/`id` of a create.
+    pub fn from_json(name: &str, v: &Value) -> Option<StackRef> {
+        let s = v.get("stack").unwrap_or(v);
+        let id = s.get("id")?.as_str()?.to_string();
+        let name = s.get("stack_name").and_then(Value::as_str).unwrap_or(name).to_string();
+        Some(StackRef { name, id })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(default)]
+    pub resource_name: String,
+    #[serde(default)]
+    pub physical_resource_id: Option<String>,
+    #[serde(default)]
+    pub resource_status: String,
+    #[serde(default)]
+    pub resource_status_reason: Option<String>,
+    #[serde(default)]
+    pub event_time: String,
+}
+
+impl Event {
+    pub fn is_of_stack(&self, stack: &StackRef) -> bool {
+        self.physical_resource_id.as_deref() == Some(stack.id.as_str()) && self.resource_name == stack.name
+    }
+
+    /// One line for the operator: `12:01:07 manager_port CREATE_COMPLETE`.
+    pub fn line(&self) -> String {
+        let time = self.event_time.split('T').nth(1).unwrap_or(&self.event_time).trim_end_matches('Z');
+        let reason = match self.resource_status_reason.as_deref() {
+            Some(r) if !r.is_empty() && r != "state changed" => format!("  {}", one_line(r, 160)),
+            _ => String::new(),
+        };
+        format!("{time} {:<28} {}{reason}", self.resource_name, self.resource_status)
+    }
+}
+
+pub fn parse_events(v: &Value) -> Vec<Event> {
+    v.get("events")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|e| serde_json::from_value(e.clone()).ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Follows the event stream of one stack operation: remembers the marker
+/// so each poll asks only for what is new, drops what it has already
+/// shown, and counts resources finished.
+#[derive(Debug)]
+pub struct Follow {
+    stack: StackRef,
+    pub marker: Option<String>,
+    seen: HashSet<String>,
+    finished: HashSet<String>,
+    first_time: Option<String>,
+    last_time: Option<String>,
+    pub events: usize,
+}
+
+impl Follow {
+    pub fn new(stack: StackRef, after: Option<String>) -> Follow {
+        Follow {
+            stack,
+            marker: after,
+            seen: HashSet::new(),
+            finished: HashSet::new(),
+            first_time: None,
+            last_time: None,
+            events: 0,
+        }
+    }
+
+    /// The new events of a poll, in order. The second value says the stack
+    /// itself changed state: time to ask Heat for its status.
+    pub fn take(&mut self, batch: Vec<Event>) -> (Vec<Event>, bool) {
+        let mut fresh = Vec::new();
+        let mut stack_moved = false;
+        for e in batch {
+            if !self.seen.insert(e.id.clone()) {
+                continue;
+            }
+            self.marker = Some(e.id.clone());
+            if e.is_of_stack(&self.stack) {
+                stack_moved = true;
+            } else if e.resource_status.ends_with("_COMPLETE") {
+                self.finished.insert(e.resource_name.clone());
+            }
+            self.first_time.get_or_insert_with(|| e.event_time.clone());
+            self.last_time = Some(e.event_time.clone());
+            self.events += 1;
+            fresh.push(e);
+        }
+        (fresh, stack_moved)
+    }
+
+    pub fn resources_finished(&self) -> usize {
+        self.finished.len()
+    }
+
+    /// Heat's own time for the operation: first to last event it reported.
+    pub fn heat_seconds(&self) -> Option<f64> {
+        let first = parse_time(self.first_time.as_deref()?)?;
+        let last = parse_time(self.last_time.as_deref()?)?;
+        Some((last - first).as_seconds_f64())
+    }
+}
+
+fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    let s = if s.ends_with('Z') || s.contains('+') { s.to_string() } else { format!("{s}Z") };
+    time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// How long to sleep before the next poll: short while things happen, up to
+/// a second when idle, so the end is seen within about a second.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    now: Duration,
+}
+
+impl Pace {
+    pub const FAST: Duration = Duration::from_millis(250);
+    pub const SLOW: Duration = Duration::from_millis(1000);
+
+    pub fn new() -> Pace {
+        Pace { now: Pace::FAST }
+    }
+
+    pub fn next(&mut self, something_happened: bool) -> Duration {
+        self.now = if something_happened { Pace::FAST } else { (self.now * 2).min(Pace::SLOW) };
+        self.now
+    }
+}
+
+impl Default for Pace {
+    fn default() -> Pace {
+        Pace::new()
+    }
+}
+
+/// `CREATE_COMPLETE` → done; `*_IN_PROGRESS` → not yet.
+pub fn settled(status: &str) -> bool {
+    !status.ends_with("_IN_PROGRESS")
+}
+
+pub fn succeeded(status: &str) -> bool {
+    status.ends_with("_COMPLETE") && !status.starts_with("ROLLBACK")
+}
+
+/// A resource that failed, with Heat's reason: for a node's wait condition
+/// that reason is what the node signalled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub resource: String,
+    pub kind: String,
+    pub status: String,
+    pub reason: String,
+    /// The nested stack it is in, when not the top one.
+    pub parent: Option<String>,
+}
+
+/// The failed resources of a `resources?nested_depth=N` listing, innermost
+/// first: the group or nested stack that failed because of them comes after.
+pub fn failures(v: &Value) -> Vec<Failure> {
+    let Some(list) = v.get("resources").and_then(Value::as_array) else { return Vec::new() };
+    let mut out: Vec<(usize, Failure)> = list
+        .iter()
+        .filter(|r| r.get("resource_status").and_then(Value::as_str).is_some_and(|s| s.ends_with("_FAILED")))
+        .map(|r| {
+            let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let parent = r.get("parent_resource").and_then(Value::as_str).map(str::to_string);
+            let depth = usize::from(parent.is_some());
+            (
+                depth,
+                Failure {
+                    resource: s("resource_name"),
+                    kind: s("resource_type"),
+                    status: s("resource_status"),
+                    reason: s("resource_status_reason"),
+                    parent,
+                },
+            )
+        })
+        .collect();
+    // Deepest (the cause) first, then by name for a stable order.
+    out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.resource.cmp(&b.1.resource)));
+    out.into_iter().map(|(_, f)| f).collect()
+}
+
+/// What a node said when it signalled FAILURE, out of Heat's wrapping
+/// (`WaitConditionFailure: resources.manager_wait: <reason>`).
+pub fn node_reason(f: &Failure) -> Option<String> {
+    if !f.kind.contains("WaitCondition") {
+        return None;
+    }
+    let r = f.reason.strip_prefix("WaitConditionFailure: ").unwrap_or(&f.reason);
+    let r = match r.split_once(": ") {
+        Some((head, rest)) if head.starts_with("resources.") => rest,
+        _ => r,
+    };
+    Some(r.trim().to_string())
+}
+
+/// The stack's outputs as key → value.
+pub fn outputs(stack: &Value) -> BTreeMap<String, Value> {
+    let s = stack.get("stack").unwrap_or(stack);
+    s.get("outputs")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| {
+                    let k = o.get("output_key")?.as_str()?.to_string();
+                    Some((k, o.get("output_value").cloned().unwrap_or(Value::Null)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn status(stack: &Value) -> (String, String) {
+    let s = stack.get("stack").unwrap_or(stack);
+    let get = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    (get("stack_status"), get("stack_status_reason"))
+}
+
+pub fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max { format!("{}…", flat.chars().take(max).collect::<String>()) } else { flat }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(id: &str, name: &str, phys: &str, status: &str, t: &str) -> Event {
+        Event {
+            id: id.into(),
+            resource_name: name.into(),
+            physical_resource_id: Some(phys.into()),
+            resource_status: status.into(),
+            resource_status_reason: Some("state changed".into()),
+            event_time: t.into(),
+        }
+    }
+
+    #[test]
+    fn follow_moves_the_marker_drops_repeats_and_sees_the_stack_event() {
+        let stack = StackRef { name: "reg".into(), id: "S".into() };
+        let mut f = Follow::new(stack, None);
+        let (fresh, moved) = f.take(vec![
+            ev("1", "reg", "S", "CREATE_IN_PROGRESS", "2026-11-23T10:00:00Z"),
+            ev("2", "manager_port", "p", "CREATE_COMPLETE", "2026-11-23T10:00:03Z"),
+        ]);
+        assert_eq!(fresh.len(), 2);
+        assert!(moved);
+        assert_eq!(f.marker.as_deref(), Some("2"));
+        let (fresh, moved) = f.take(vec![
+            ev("2", "manager_port", "p", "CREATE_COMPLETE", "2026-11-23T10:00:03Z"),
+            ev("3", "manager", "m", "CREATE_COMPLETE", "2026-11-23T10:00:41Z"),
+        ]);
+        assert_eq!(fresh.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["3"]);
+        assert!(!moved);
+        assert_eq!(f.resources_finished(), 2);
+        assert_eq!(f.heat_seconds(), Some(41.0));
+        // A nested resource named like the stack is not the stack.
+        let (_, moved) = f.take(vec![ev("4", "reg", "other", "CREATE_COMPLETE", "2026-11-23T10:00:42Z")]);
+        assert!(!moved);
+    }
+
+    #[test]
+    fn pace_speeds_up_on_events_and_never_sleeps_past_a_second() {
+        let mut p = Pace::new();
+        let idle: Vec<_> = (0..6).map(|_| p.next(false)).collect();
+        assert_eq!(idle.last(), Some(&Pace::SLOW));
+        assert!(idle.iter().all(|d| *d <= Pace::SLOW));
+        assert_eq!(p.next(true), Pace::FAST);
+    }
+
+    #[test]
+    fn failures_put_the_cause_first_and_unwrap_the_node_reason() {
+        let v = json!({"resources": [
+            {"resource_name": "workers", "resource_type": "OS::Heat::ResourceGroup", "resource_status": "CREATE_FAILED",
+             "resource_status_reason": "WaitConditionFailure: resources.workers.resources[0]..."},
+            {"resource_name": "manager_port", "resource_type": "OS::Neutron::Port", "resource_status": "CREATE_COMPLETE"},
+            {"resource_name": "wait", "resource_type": "OS::Heat::WaitCondition", "resource_status": "CREATE_FAILED",
+             "parent_resource": "0",
+             "resource_status_reason": "WaitConditionFailure: resources.wait: docker.service failed: start timed out"}
+        ]});
+        let f = failures(&v);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].resource, "wait");
+        assert_eq!(node_reason(&f[0]).as_deref(), Some("docker.service failed: start timed out"));
+        assert_eq!(node_reason(&f[1]), None);
+    }
+
+    #[test]
+    fn outputs_and_status_read_a_show() {
+        let v = json!({"stack": {"stack_status": "CREATE_COMPLETE", "stack_status_reason": "done",
+            "outputs": [{"output_key": "registry", "output_value": "reg.example.org:5000"}]}});
+        assert_eq!(outputs(&v)["registry"], "reg.example.org:5000");
+        assert_eq!(status(&v).0, "CREATE_COMPLETE");
+        assert!(settled("CREATE_FAILED") && !settled("UPDATE_IN_PROGRESS"));
+        assert!(succeeded("UPDATE_COMPLETE") && !succeeded("ROLLBACK_COMPLETE") && !succeeded("CREATE_FAILED"));
+    }
+
+    #[test]
+    fn event_lines_are_short_and_single() {
+        let mut e = ev("1", "manager", "m", "CREATE_FAILED", "2026-11-23T10:00:41Z");
+        e.resource_status_reason = Some("line one\nline two".into());
+        assert_eq!(e.line(), format!("10:00:41 {:<28} CREATE_FAILED  line one line two", "manager"));
+    }
+}

@@ -1,0 +1,501 @@
+//! **Stage 3 of 4: stack.** Takes the [`Params`], the rendered
+//! [`Bundle`](crate::bundle::Bundle) and a logged-in [`Cloud`], and gives a
+//! Heat stack, created or converged and waited on, as an [`Outcome`]: its
+//! status, outputs, and for a failure the failed resources with Heat's
+//! reasons. Also the steps around it: checking the input against the cloud
+//! before anything is made, the manager's floating IP (allocated before the
+//! certificates, so they can name it), and removal.
+
+pub mod api;
+pub mod cloud;
+pub mod events;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::bundle::FloatingIp;
+use crate::params::{InputError, Network, Params, Problem};
+use crate::state::{Mode, StateDir, StateError};
+use api::{StackBody, heat, lookup, neutron};
+pub use cloud::{Cloud, CloudError};
+pub use events::{Event, Failure, StackRef};
+use events::{Follow, Pace};
+
+/// Where the manager's floating IP is remembered between runs.
+pub const FLOATING_IP_FILE: &str = "floating_ip.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The environment files name something the cloud does not have.
+    #[error(transparent)]
+    Input(InputError),
+    #[error("Heat did not accept the rendered template: {0}")]
+    Invalid(String),
+    #[error("stack {name} is {status}; wait for it to settle (`provision status`) and run again")]
+    Busy { name: String, status: String },
+    #[error("gave up waiting after {waited:?}; stack {name} is still {status} in Heat")]
+    Timeout { name: String, status: String, waited: Duration },
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// What the operator watching a wait is shown. The command line draws it;
+/// tests and JSON runs can ignore it.
+pub trait Watch {
+    fn event(&self, e: &Event);
+    fn progress(&self, status: &str, resources_finished: usize, elapsed: Duration);
+}
+
+/// The result of a create, update or delete, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub stack: StackRef,
+    pub action: &'static str,
+    pub status: String,
+    pub reason: String,
+    pub ok: bool,
+    /// What this run asked Heat to change (empty: nothing to do).
+    pub changes: Vec<String>,
+    pub outputs: BTreeMap<String, Value>,
+    pub failures: Vec<Failure>,
+    pub events: usize,
+    /// First to last event, as Heat timed them.
+    pub heat_seconds: Option<f64>,
+}
+
+/// The stack by name, if Heat has one.
+pub async fn find(cloud: &Cloud, name: &str) -> Result<Option<(StackRef, Value)>, CloudError> {
+    match cloud.send(&heat::find(name)).await {
+        Ok(v) => Ok(StackRef::from_json(name, &v).map(|r| (r, v))),
+        Err(e) if e.status() == Some(404) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What the checks against the cloud found, for the later steps.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub fip_network_id: String,
+}
+
+/// Every name the environment files give is looked up before anything is
+/// made: flavor, image, key pair, networks. All that are missing are
+/// reported at once, at the line that set them, with the closest name the
+/// cloud has.
+pub async fn preflight(cloud: &Cloud, params: &Params) -> Result<Found, StackError> {
+    let calls = [lookup::flavors(), lookup::images(), lookup::keypairs(), lookup::networks()];
+    let (flavors, images, keypairs, networks) =
+        tokio::join!(cloud.send(&calls[0]), cloud.send(&calls[1]), cloud.send(&calls[2]), cloud.send(&calls[3]));
+    let (flavors, images, keypairs, networks) = (flavors?, images?, keypairs?, networks?);
+
+    let names = |v: &Value, list: &str, inner: Option<&str>| -> Vec<(String, String)> {
+        v.get(list)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|x| inner.and_then(|k| x.get(k)).unwrap_or(x))
+                    .map(|x| {
+                        let s = |k: &str| x.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                        (s("id"), s("name"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let flavor_list = names(&flavors, "flavors", None);
+    let image_list = names(&images, "images", None);
+    // Glance pages; a name past the first page is left for Heat to judge.
+    let images_complete = images.get("next").is_none();
+    let keypair_list = names(&keypairs, "keypairs", Some("keypair"));
+    let network_list = names(&networks, "networks", None);
+
+    let mut problems = Vec::new();
+    let mut check = |key: &str, value: &str, list: &[(String, String)], what: &str, complete: bool| {
+        let found = list.iter().any(|(id, name)| id == value || name == value);
+        if !found && complete {
+            let known: Vec<&str> = list.iter().map(|(_, n)| n.as_str()).filter(|n| !n.is_empty()).collect();
+            let mut p = Problem::new(params.origin(key), format!("{what} `{value}` does not exist in this cloud"))
+                .key(key)
+                .suggest_from(value, &known);
+            if p.hint.is_none() && !known.is_empty() {
+                let mut shown: Vec<&str> = known.clone();
+                shown.sort_unstable();
+                shown.truncate(8);
+                p = p.hint(format!("this cloud has: {}", shown.join(", ")));
+            }
+            problems.push(p);
+        }
+    };
+    check("server_flavor", &params.server_flavor, &flavor_list, "flavor", true);
+    if params.workers.count > 0 && params.workers.flavor != params.server_flavor {
+        check("worker_flavor", &params.workers.flavor, &flavor_list, "flavor", true);
+    }
+    check("server_image", &params.server_image, &image_list, "image", images_complete);
+    if params.workers.count > 0 && params.workers.image != params.server_image {
+        check("worker_image", &params.workers.image, &image_list, "image", images_complete);
+    }
+    check("server_key", &params.server_key, &keypair_list, "key pair", true);
+    check("fip_network", &params.fip_network, &network_list, "network", true);
+    if let Network::Existing(n) = &params.network {
+        check("private_network", n, &network_list, "network", true);
+    }
+    if !problems.is_empty() {
+        return Err(StackError::Input(InputError(problems)));
+    }
+    let fip_network_id = network_list
+        .iter()
+        .find(|(id, name)| *id == params.fip_network || *name == params.fip_network)
+        .map(|(id, _)| id.clone())
+        .unwrap_or_default();
+    Ok(Found { fip_network_id })
+}
+
+/// The manager's floating IP: the one this stack already has (kept in its
+/// state directory), or a new one from `fip_network`. Allocated before the
+/// stack so the registry certificate can carry its address.
+pub async fn floating_ip(
+    cloud: &Cloud,
+    state: &StateDir,
+    found: &Found,
+    stack_name: &str,
+) -> Result<(FloatingIp, bool), StackError> {
+    if let Some(fip) = remembered_floating_ip(state)? {
+        match cloud.send(&neutron::floating_ip(&fip.id)).await {
+            Ok(_) => return Ok((fip, false)),
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let v = cloud
+        .send(&neutron::create_floating_ip(&found.fip_network_id, &format!("provision: manager of stack {stack_name}")))
+        .await?;
+    let f = v.get("floatingip").unwrap_or(&Value::Null);
+    let id = f.get("id").and_then(Value::as_str);
+    let address = f.get("floating_ip_address").and_then(Value::as_str).and_then(|a| a.parse().ok());
+    let (Some(id), Some(address)) = (id, address) else {
+        return Err(StackError::Unexpected(format!("Neutron's answer to a floating IP request has no id/address: {v}")));
+    };
+    let fip = FloatingIp { id: id.to_string(), address };
+    state.write(FLOATING_IP_FILE, &floating_ip_json(&fip), Mode::Public)?;
+    Ok((fip, true))
+}
+
+pub fn remembered_floating_ip(state: &StateDir) -> Result<Option<FloatingIp>, StateError> {
+    let Some(text) = state.read(FLOATING_IP_FILE)? else { return Ok(None) };
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let id = v.get("id").and_then(Value::as_str);
+    let address = v.get("address").and_then(Value::as_str).and_then(|a| a.parse().ok());
+    Ok(id.zip(address).map(|(id, address)| FloatingIp { id: id.to_string(), address }))
+}
+
+fn floating_ip_json(f: &FloatingIp) -> String {
+    serde_json::json!({"id": f.id, "address": f.address.to_string()}).to_string()
+}
+
+/// Heat's own check of the bundle (`POST /validate`): nothing is made.
+pub async fn validate(cloud: &Cloud, body: &StackBody) -> Result<(), StackError> {
+    match cloud.send(&heat::validate(body)).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.status() == Some(400) => Err(StackError::Invalid(e.message())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Heat's preview of what a run would do; changes nothing.
+pub async fn preview(cloud: &Cloud, name: &str, existing: Option<&StackRef>, body: &StackBody) -> Result<Value, StackError> {
+    let call = match existing {
+        Some(s) => heat::preview_update(&s.name, &s.id, body),
+        None => heat::preview_create(name, body),
+    };
+    match cloud.send(&call).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.status() == Some(400) => Err(StackError::Invalid(e.message())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A preview as lists of resource names per kind of change.
+pub fn preview_changes(v: &Value) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    if let Some(changes) = v.get("resource_changes").and_then(Value::as_object) {
+        for (kind, list) in changes {
+            let mut names: Vec<String> = list
+                .as_array()
+                .map(|a| a.iter().filter_map(|r| r.get("resource_name").and_then(Value::as_str)).map(str::to_string).collect())
+                .unwrap_or_default();
+            names.sort();
+            out.insert(kind.clone(), names);
+        }
+    } else if let Some(resources) = v.get("stack").and_then(|s| s.get("resources")).and_then(Value::as_array) {
+        // A new stack's preview lists what would be made.
+        let mut names: Vec<String> = resources
+            .iter()
+            .flat_map(|r| if let Some(a) = r.as_array() { a.clone() } else { vec![r.clone()] })
+            .filter_map(|r| r.get("resource_name").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        names.sort();
+        out.insert("added".into(), names);
+    }
+    out
+}
+
+/// What differs between the bundle and what Heat holds for the stack
+/// (template, files, parameters), in words. Empty: a run has nothing to
+/// change. Asked of Heat each time, so a change made behind this tool's
+/// back is seen too.
+pub async fn drift(cloud: &Cloud, stack: &StackRef, body: &StackBody) -> Result<Vec<String>, StackError> {
+    let calls = ["template", "files", "environment"].map(|w| heat::stored(&stack.name, &stack.id, w));
+    let (t, f, e) = tokio::join!(cloud.send(&calls[0]), cloud.send(&calls[1]), cloud.send(&calls[2]));
+    Ok(differences(&t?, &f?, &e?, body))
+}
+
+/// The comparison behind [`drift`], on Heat's three answers.
+pub fn differences(template: &Value, files: &Value, environment: &Value, body: &StackBody) -> Vec<String> {
+    let mut out = Vec::new();
+    let ours: Value = serde_saphyr::from_str(&body.template).unwrap_or(Value::Null);
+    if &ours != template {
+        let keys = |v: &Value, k: &str| v.get(k).and_then(Value::as_object).map(|m| m.keys().cloned().collect::<Vec<_>>());
+        let changed: Vec<String> = ["parameters", "resources", "outputs", "conditions"]
+            .into_iter()
+            .filter(|k| ours.get(*k) != template.get(*k))
+            .map(|k| {
+                let (a, b) = (keys(template, k).unwrap_or_default(), keys(&ours, k).unwrap_or_default());
+                let added: Vec<_> = b.iter().filter(|x| !a.contains(x)).cloned().collect();
+                let gone: Vec<_> = a.iter().filter(|x| !b.contains(x)).cloned().collect();
+                let mut s = k.to_string();
+                if !added.is_empty() {
+                    s.push_str(&format!(" +{}", added.join(" +")));
+                }
+                if !gone.is_empty() {
+                    s.push_str(&format!(" -{}", gone.join(" -")));
+                }
+                s
+            })
+            .collect();
+        out.push(format!("template ({})", if changed.is_empty() { "other parts".into() } else { changed.join(", ") }));
+    }
+    let empty = serde_json::Map::new();
+    let theirs = files.as_object().unwrap_or(&empty);
+    for (name, text) in &body.files {
+        match theirs.get(name) {
+            Some(t) if t == text => {}
+            Some(_) => out.push(format!("file {name}")),
+            None => out.push(format!("file {name} (new)")),
+        }
+    }
+    for name in theirs.keys().filter(|k| !body.files.contains_key(*k)) {
+        out.push(format!("file {name} (no longer used)"));
+    }
+    let env: Value = serde_saphyr::from_str(&body.environment).unwrap_or(Value::Null);
+    let params = |v: &Value| v.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default();
+    let (ours, theirs) = (params(&env), params(environment));
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut names: Vec<&String> = ours.keys().chain(theirs.keys()).collect();
+    names.sort();
+    names.dedup();
+    for k in names {
+        match (theirs.get(k), ours.get(k)) {
+            (Some(a), Some(b)) if text(a) == text(b) => {}
+            (Some(a), Some(b)) => out.push(format!("parameter {k}: {} → {}", text(a), text(b))),
+            (None, Some(b)) => out.push(format!("parameter {k}: (default) → {}", text(b))),
+            // A parameter Heat has and the bundle no longer gives is kept
+            // by a PATCH update: not a change.
+            _ => {}
+        }
+    }
+    let registry = |v: &Value| {
+        let mut r = v.get("resource_registry").cloned().unwrap_or(Value::Null);
+        if let Some(m) = r.as_object_mut() {
+            m.retain(|k, v| !(k == "resources" && v.as_object().is_some_and(|o| o.is_empty())));
+        }
+        if r.as_object().is_some_and(|m| m.is_empty()) { Value::Null } else { r }
+    };
+    if registry(&env) != registry(environment) {
+        out.push("resource_registry".into());
+    }
+    out
+}
+
+/// Creates the stack, or converges the existing one (PATCH: parameters not
+/// given again are kept), then waits for it to settle.
+pub async fn apply(
+    cloud: &Cloud,
+    name: &str,
+    existing: Option<(StackRef, Value)>,
+    body: &StackBody,
+    opts: &api::Options,
+    deadline: Duration,
+    watch: &dyn Watch,
+) -> Result<Outcome, StackError> {
+    let (stack, action, marker, changes) = match existing {
+        None => {
+            let v = cloud.send(&heat::create(name, body, opts)).await?;
+            let stack = StackRef::from_json(name, &v)
+                .ok_or_else(|| StackError::Unexpected(format!("Heat's answer to a create has no stack id: {v}")))?;
+            (stack, "CREATE", None, vec!["new stack".to_string()])
+        }
+        Some((stack, shown)) => {
+            let (status, _) = events::status(&shown);
+            if !events::settled(&status) {
+                return Err(StackError::Busy { name: stack.name, status });
+            }
+            let changes = drift(cloud, &stack, body).await?;
+            // Nothing to change, and nothing failed to fix: leave it alone
+            // rather than have Heat walk every resource for nothing.
+            if changes.is_empty() && events::succeeded(&status) {
+                let follow = Follow::new(stack.clone(), None);
+                let mut o = outcome(cloud, stack, "NONE", &shown, &follow).await?;
+                o.status = status;
+                return Ok(o);
+            }
+            let last = cloud.send(&heat::last_event(&stack.name, &stack.id)).await?;
+            let marker = events::parse_events(&last).pop().map(|e| e.id);
+            cloud.send(&heat::update(&stack.name, &stack.id, body, opts)).await?;
+            (stack, "UPDATE", marker, changes)
+        }
+    };
+    let mut follow = Follow::new(stack.clone(), marker);
+    let shown = match wait(cloud, &stack, &mut follow, deadline, watch).await? {
+        Waited::Settled(v) => v,
+        Waited::Gone => return Err(StackError::Unexpected(format!("stack {} disappeared while it was being made", stack.name))),
+    };
+    let mut o = outcome(cloud, stack, action, &shown, &follow).await?;
+    o.changes = changes;
+    Ok(o)
+}
+
+/// Deletes the stack and waits until Heat no longer has it.
+pub async fn destroy(cloud: &Cloud, stack: StackRef, deadline: Duration, watch: &dyn Watch) -> Result<Outcome, StackError> {
+    let last = cloud.send(&heat::last_event(&stack.name, &stack.id)).await?;
+    let marker = events::parse_events(&last).pop().map(|e| e.id);
+    match cloud.send(&heat::delete(&stack.name, &stack.id)).await {
+        Ok(_) => {}
+        Err(e) if e.status() == Some(404) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut follow = Follow::new(stack.clone(), marker);
+    match wait(cloud, &stack, &mut follow, deadline, watch).await? {
+        Waited::Gone => Ok(Outcome {
+            stack,
+            action: "DELETE",
+            status: "DELETE_COMPLETE".into(),
+            reason: String::new(),
+            ok: true,
+            changes: vec!["delete".into()],
+            outputs: BTreeMap::new(),
+            failures: Vec::new(),
+            events: follow.events,
+            heat_seconds: follow.heat_seconds(),
+        }),
+        Waited::Settled(v) => outcome(cloud, stack, "DELETE", &v, &follow).await,
+    }
+}
+
+/// Releases the floating IP this tool allocated for the stack.
+pub async fn release_floating_ip(cloud: &Cloud, state: &StateDir) -> Result<Option<FloatingIp>, StackError> {
+    let Some(fip) = remembered_floating_ip(state)? else { return Ok(None) };
+    match cloud.send(&neutron::delete_floating_ip(&fip.id)).await {
+        Ok(_) => {}
+        Err(e) if e.status() == Some(404) => {}
+        Err(e) => return Err(e.into()),
+    }
+    state.remove(FLOATING_IP_FILE)?;
+    Ok(Some(fip))
+}
+
+/// The report on a settled stack; for a failure, which resources failed
+/// and why.
+pub async fn outcome(cloud: &Cloud, stack: StackRef, action: &'static str, shown: &Value, follow: &Follow) -> Result<Outcome, StackError> {
+    let (status, reason) = events::status(shown);
+    let ok = events::succeeded(&status);
+    let failures = if ok {
+        Vec::new()
+    } else {
+        events::failures(&cloud.send(&heat::resources(&stack.name, &stack.id)).await?)
+    };
+    Ok(Outcome {
+        stack,
+        action,
+        ok,
+        changes: Vec::new(),
+        outputs: events::outputs(shown),
+        status,
+        reason,
+        failures,
+        events: follow.events,
+        heat_seconds: follow.heat_seconds(),
+    })
+}
+
+enum Waited {
+    Settled(Value),
+    Gone,
+}
+
+/// Polls events after the marker; asks for the stack's status only when
+/// the stack itself moved, or every few seconds as a fallback.
+async fn wait(cloud: &Cloud, stack: &StackRef, follow: &mut Follow, deadline: Duration, watch: &dyn Watch) -> Result<Waited, StackError> {
+    const SHOW_EVERY: Duration = Duration::from_secs(5);
+    let started = Instant::now();
+    let mut last_show = Instant::now();
+    let mut pace = Pace::new();
+    let mut status = String::from("IN_PROGRESS");
+    loop {
+        let fresh = match cloud.send(&heat::events(&stack.name, &stack.id, follow.marker.as_deref())).await {
+            Ok(v) => Some(follow.take(events::parse_events(&v))),
+            Err(e) if e.status() == Some(404) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let (count, moved) = match &fresh {
+            Some((list, moved)) => {
+                for e in list {
+                    watch.event(e);
+                }
+                (list.len(), *moved)
+            }
+            // The stack is gone (a delete finished), or the marker event
+            // was purged: the show below tells which.
+            None => (0, true),
+        };
+        if moved || last_show.elapsed() >= SHOW_EVERY {
+            last_show = Instant::now();
+            match cloud.send(&heat::show(&stack.name, &stack.id)).await {
+                Ok(v) => {
+                    status = events::status(&v).0;
+                    if status == "DELETE_COMPLETE" {
+                        return Ok(Waited::Gone);
+                    }
+                    if events::settled(&status) {
+                        // The last events may have landed after this poll.
+                        if let Ok(rest) = cloud.send(&heat::events(&stack.name, &stack.id, follow.marker.as_deref())).await {
+                            for e in follow.take(events::parse_events(&rest)).0 {
+                                watch.event(&e);
+                            }
+                        }
+                        return Ok(Waited::Settled(v));
+                    }
+                    if fresh.is_none() {
+                        follow.marker = None;
+                    }
+                }
+                Err(e) if e.status() == Some(404) => return Ok(Waited::Gone),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        watch.progress(&status, follow.resources_finished(), started.elapsed());
+        if started.elapsed() >= deadline {
+            return Err(StackError::Timeout { name: stack.name.clone(), status, waited: started.elapsed() });
+        }
+        tokio::time::sleep(pace.next(count > 0)).await;
+    }
+}
