@@ -29,8 +29,7 @@ Exit codes: 0 done, 1 failed (the stack failed, or the cloud refused), 2 bad inp
                   typed parameters, renders a Heat template and Flatcar node configs, and makes the \
                   registry's CA and certificate. Credentials come from --os-cloud (clouds.yaml), the \
                   OS_* variables, or the environment file's os_* parameters, in that order.",
-    after_help = EXAMPLES,
-    args_conflicts_with_subcommands = true
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -44,6 +43,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
+    // These belong to deploying only; `DeployArgs::given` lets the command
+    // refuse them in front of another command rather than ignore them.
     /// Print Heat's preview of what this run would add, update, replace or
     /// delete, and change nothing.
     #[arg(long)]
@@ -61,6 +62,23 @@ pub struct DeployArgs {
     /// Tag for the stack; repeat for more.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+}
+
+impl DeployArgs {
+    /// The first deploy-only flag given, if any.
+    pub fn given(&self) -> Option<&'static str> {
+        if self.preview {
+            Some("--preview")
+        } else if self.rollback {
+            Some("--rollback")
+        } else if !self.tags.is_empty() {
+            Some("--tag")
+        } else if self.timeout != 60 {
+            Some("--timeout")
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,15 @@ use crate::ui::Ui;
 
 pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
     let Some(command) = &cli.command else { return crate::live::deploy(&cli.global, &cli.deploy, ui) };
+    if let Some(flag) = cli.deploy.given() {
+        return Err(InputError(vec![Problem::new(
+            Where::file(std::path::Path::new(flag)),
+            format!(
+                "{flag} is for deploying (`provision --env FILE {flag}`); put a command's own options after its name"
+            ),
+        )])
+        .into());
+    }
     match command {
         Command::Render(args) => render(&cli.global, args, ui),
         Command::Check(args) => check(&cli.global, args, ui),

@@ -77,7 +77,8 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
             now: time::OffsetDateTime::now_utc(),
         };
         let b = bundle::build(&loaded.params, &req)?;
-        let body = api::StackBody { template: b.template.clone(), environment: b.environment.clone(), files: b.files_map() };
+        let body =
+            api::StackBody { template: b.template.clone(), environment: b.environment.clone(), files: b.files_map() };
         stack::validate(&cloud, &body).await.map_err(input_error)?;
 
         if args.preview {
@@ -88,7 +89,8 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
             if drift.as_ref().is_some_and(Vec::is_empty) {
                 return Ok(Done::Preview { drift, changes: Default::default() });
             }
-            let v = stack::preview(&cloud, &name, existing.as_ref().map(|(s, _)| s), &body).await.map_err(input_error)?;
+            let v =
+                stack::preview(&cloud, &name, existing.as_ref().map(|(s, _)| s), &body).await.map_err(input_error)?;
             return Ok(Done::Preview { drift, changes: stack::preview_changes(&v) });
         }
         let opts = api::Options { timeout_mins: Some(args.timeout), rollback: args.rollback, tags: args.tags.clone() };
@@ -99,7 +101,12 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
             progress.line(&format!("stack {} exists ({})", s.name, s.id));
         }
         let outcome = stack::apply(&cloud, &name, existing, &body, &opts, deadline, &progress).await;
-        Ok::<_, anyhow::Error>(Done::Applied { outcome, fip, requests: cloud.requests(), summary: Box::new(b.summary) })
+        Ok::<_, anyhow::Error>(Done::Applied {
+            outcome: Box::new(outcome),
+            fip,
+            requests: cloud.requests(),
+            summary: Box::new(b.summary),
+        })
     };
 
     let done: Result<Done> = rt.block_on(async {
@@ -116,7 +123,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     match done? {
         Done::Preview { drift, changes } => report_preview(ui, &name, drift.as_deref(), &changes),
         Done::Applied { outcome, fip, requests, summary } => {
-            let outcome = outcome.map_err(|e| stack_error(e, global))?;
+            let outcome = (*outcome).map_err(|e| stack_error(e, global))?;
             report_outcome(ui, global, &outcome, fip.as_ref(), requests, started.elapsed(), Some(&summary), &state)
         }
     }
@@ -125,7 +132,12 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
 enum Done {
     /// `drift` is None for a stack that does not exist yet.
     Preview { drift: Option<Vec<String>>, changes: std::collections::BTreeMap<String, Vec<String>> },
-    Applied { outcome: Result<Outcome, StackError>, fip: Option<FloatingIp>, requests: u64, summary: Box<bundle::Summary> },
+    Applied {
+        outcome: Box<Result<Outcome, StackError>>,
+        fip: Option<FloatingIp>,
+        requests: u64,
+        summary: Box<bundle::Summary>,
+    },
 }
 
 /// Names the cloud does not have, and templates Heat refuses, are bad
@@ -216,7 +228,10 @@ fn report_outcome(
             "Registry CA: {} (the certificate names {}).\nCheck the registry from here: {}\n",
             s.ca_cert_file.display(),
             s.certificate_names.join(", "),
-            again(global, &format!("check --address {}", fip.map_or("<floating IP>".to_string(), |f| f.address.to_string())))
+            again(
+                global,
+                &format!("check --address {}", fip.map_or("<floating IP>".to_string(), |f| f.address.to_string()))
+            )
         ));
     }
     ui.human(&text);
@@ -236,7 +251,8 @@ fn report_outcome(
     if o.ok {
         Ok(())
     } else {
-        let first = o.failures.first().map(|f| format!(": {} {}: {}", f.resource, f.status, f.reason)).unwrap_or_default();
+        let first =
+            o.failures.first().map(|f| format!(": {} {}: {}", f.resource, f.status, f.reason)).unwrap_or_default();
         Err(anyhow!("stack {} is {}{}", o.stack.name, o.status, stack::events::one_line(&first, 300)))
     }
 }
@@ -262,7 +278,12 @@ fn failures_text(o: &Outcome) -> String {
     }
     for f in &o.failures {
         let place = f.parent.as_deref().map(|p| format!(" (in {p})")).unwrap_or_default();
-        text.push_str(&format!("  FAILED {}{place} [{}]: {}\n", f.resource, f.kind, stack::events::one_line(&f.reason, 400)));
+        text.push_str(&format!(
+            "  FAILED {}{place} [{}]: {}\n",
+            f.resource,
+            f.kind,
+            stack::events::one_line(&f.reason, 400)
+        ));
         if let Some(node) = stack::events::node_reason(f) {
             text.push_str(&format!("    the node said: {node}\n"));
         }
@@ -278,7 +299,9 @@ pub fn status(global: &Global, ui: &mut Ui, outputs_only: bool) -> Result<()> {
     let rt = runtime()?;
     let (shown, outcome) = rt.block_on(async {
         let cloud = connect(&creds, &progress).await?;
-        let Some((stack_ref, shown)) = stack::find(&cloud, &name).await? else { return Ok::<_, anyhow::Error>((None, None)) };
+        let Some((stack_ref, shown)) = stack::find(&cloud, &name).await? else {
+            return Ok::<_, anyhow::Error>((None, None));
+        };
         let follow = stack::events::Follow::new(stack_ref.clone(), None);
         let o = stack::outcome(&cloud, stack_ref, "SHOW", &shown, &follow).await?;
         Ok((Some(shown), Some(o)))

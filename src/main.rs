@@ -15,6 +15,8 @@ use provision::params::InputError;
 /// Exit codes, documented in `--help` and the README.
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_TIMED_OUT: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -23,9 +25,12 @@ fn main() -> ExitCode {
     match commands::run(&cli, &mut ui) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let (code, kind) = match err.downcast_ref::<InputError>() {
-                Some(_) => (EXIT_BAD_INPUT, "input"),
-                None => (EXIT_FAILED, "failed"),
+            let still_running = err.downcast_ref::<live::StillRunning>();
+            let (code, kind) = match (err.downcast_ref::<InputError>(), still_running) {
+                (Some(_), _) => (EXIT_BAD_INPUT, "input"),
+                (None, Some(s)) if s.interrupted => (EXIT_INTERRUPTED, "interrupted"),
+                (None, Some(_)) => (EXIT_TIMED_OUT, "timeout"),
+                (None, None) => (EXIT_FAILED, "failed"),
             };
             // `{:#}` prints the whole context chain on one line.
             let message = format!("{err:#}");

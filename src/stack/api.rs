@@ -204,6 +204,7 @@ pub mod heat {
         Call::new(Method::GET, Service::Orchestration, format!("{}/events", stack_path(name, id)))
             .query("sort_dir", "desc")
             .query("limit", 1)
+            .query("nested_depth", 5)
     }
 
     /// What Heat holds for a stack: `template`, `files` or `environment`.
@@ -264,7 +265,7 @@ mod tests {
         let c = heat::update("s", "id1", &body, &Options { timeout_mins: Some(30), ..Default::default() });
         assert_eq!(c.method, Method::PATCH);
         assert_eq!(c.path, "stacks/s/id1");
-        let b = c.body.unwrap();
+        let b = c.body.clone().unwrap();
         assert_eq!(b["template"], "t");
         assert_eq!(b["timeout_mins"], 30);
         assert_eq!(b["disable_rollback"], true);

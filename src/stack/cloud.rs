@@ -136,6 +136,24 @@ impl Cloud {
         self
     }
 
+    /// Heat acts with the token a create or update is sent with: one about
+    /// to run out would fail the stack midway on a cloud without trusts.
+    /// So log in again first when less than `margin` is left.
+    pub async fn fresh_token(&self, margin: Duration) -> Result<(), CloudError> {
+        use openstack_sdk::auth::AuthState;
+        let offset = chrono::TimeDelta::from_std(margin).unwrap_or(chrono::TimeDelta::MAX);
+        if matches!(self.os.get_auth_state(Some(offset)), Some(AuthState::Valid)) {
+            return Ok(());
+        }
+        tracing::debug!("token expires within {margin:?}; logging in again");
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.os.authorize(None, false, true).await.map_err(|e| CloudError::Auth {
+            url: String::new(),
+            source_name: "the same credentials".into(),
+            message: auth_message(&e),
+        })
+    }
+
     /// Requests sent so far, retries included.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
@@ -152,7 +170,11 @@ impl Cloud {
             let failure = match result {
                 Ok(rsp) if rsp.status().is_success() => {
                     let body = rsp.body();
-                    return Ok(if body.is_empty() { Value::Null } else { serde_json::from_slice(body).unwrap_or(Value::Null) });
+                    return Ok(if body.is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_slice(body).unwrap_or(Value::Null)
+                    });
                 }
                 Ok(rsp) => {
                     let status = rsp.status().as_u16();
@@ -239,8 +261,8 @@ fn transport_message(text: &str) -> String {
 fn auth_message(e: &OpenStackError) -> String {
     let text = e.to_string();
     let lower = text.to_ascii_lowercase();
-    if lower.contains("401") || lower.contains("unauthorized") || lower.contains("authentication") && lower.contains("fail")
-    {
+    let refused = ["401", "unauthorized", "requires authentication", "could not find user", "invalid user"];
+    if refused.iter().any(|r| lower.contains(r)) || lower.contains("authentication") && lower.contains("fail") {
         return "wrong user, password or project (Keystone said 401)".into();
     }
     let t = transport_message(&text);
@@ -264,8 +286,14 @@ mod tests {
 
     #[test]
     fn nova_and_neutron_errors_are_read_too() {
-        assert_eq!(error_message(br#"{"itemNotFound": {"code": 404, "message": "Keypair k not found"}}"#), "Keypair k not found");
-        assert_eq!(error_message(br#"{"NeutronError": {"type": "X", "message": "no more IPs", "detail": ""}}"#), "no more IPs");
+        assert_eq!(
+            error_message(br#"{"itemNotFound": {"code": 404, "message": "Keypair k not found"}}"#),
+            "Keypair k not found"
+        );
+        assert_eq!(
+            error_message(br#"{"NeutronError": {"type": "X", "message": "no more IPs", "detail": ""}}"#),
+            "no more IPs"
+        );
         assert_eq!(error_message(b"<html><body>\n502 Bad Gateway\n</body>"), "502 Bad Gateway");
     }
 

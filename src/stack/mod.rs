@@ -24,6 +24,10 @@ pub use cloud::{Cloud, CloudError};
 pub use events::{Event, Failure, StackRef};
 use events::{Follow, Pace};
 
+/// A create or update is sent with a token that has at least this long to
+/// live (Heat works with it; see [`Cloud::fresh_token`]).
+const TOKEN_MARGIN: Duration = Duration::from_secs(600);
+
 /// Where the manager's floating IP is remembered between runs.
 pub const FLOATING_IP_FILE: &str = "floating_ip.json";
 
@@ -180,7 +184,9 @@ pub async fn floating_ip(
     let id = f.get("id").and_then(Value::as_str);
     let address = f.get("floating_ip_address").and_then(Value::as_str).and_then(|a| a.parse().ok());
     let (Some(id), Some(address)) = (id, address) else {
-        return Err(StackError::Unexpected(format!("Neutron's answer to a floating IP request has no id/address: {v}")));
+        return Err(StackError::Unexpected(format!(
+            "Neutron's answer to a floating IP request has no id/address: {v}"
+        )));
     };
     let fip = FloatingIp { id: id.to_string(), address };
     state.write(FLOATING_IP_FILE, &floating_ip_json(&fip), Mode::Public)?;
@@ -209,7 +215,12 @@ pub async fn validate(cloud: &Cloud, body: &StackBody) -> Result<(), StackError>
 }
 
 /// Heat's preview of what a run would do; changes nothing.
-pub async fn preview(cloud: &Cloud, name: &str, existing: Option<&StackRef>, body: &StackBody) -> Result<Value, StackError> {
+pub async fn preview(
+    cloud: &Cloud,
+    name: &str,
+    existing: Option<&StackRef>,
+    body: &StackBody,
+) -> Result<Value, StackError> {
     let call = match existing {
         Some(s) => heat::preview_update(&s.name, &s.id, body),
         None => heat::preview_create(name, body),
@@ -228,7 +239,12 @@ pub fn preview_changes(v: &Value) -> BTreeMap<String, Vec<String>> {
         for (kind, list) in changes {
             let mut names: Vec<String> = list
                 .as_array()
-                .map(|a| a.iter().filter_map(|r| r.get("resource_name").and_then(Value::as_str)).map(str::to_string).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.get("resource_name").and_then(Value::as_str))
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default();
             names.sort();
             out.insert(kind.clone(), names);
@@ -261,7 +277,8 @@ pub fn differences(template: &Value, files: &Value, environment: &Value, body: &
     let mut out = Vec::new();
     let ours: Value = serde_saphyr::from_str(&body.template).unwrap_or(Value::Null);
     if &ours != template {
-        let keys = |v: &Value, k: &str| v.get(k).and_then(Value::as_object).map(|m| m.keys().cloned().collect::<Vec<_>>());
+        let keys =
+            |v: &Value, k: &str| v.get(k).and_then(Value::as_object).map(|m| m.keys().cloned().collect::<Vec<_>>());
         let changed: Vec<String> = ["parameters", "resources", "outputs", "conditions"]
             .into_iter()
             .filter(|k| ours.get(*k) != template.get(*k))
@@ -316,7 +333,11 @@ pub fn differences(template: &Value, files: &Value, environment: &Value, body: &
     let registry = |v: &Value| {
         let mut r = v.get("resource_registry").cloned().unwrap_or(Value::Null);
         if let Some(m) = r.as_object_mut() {
-            m.retain(|k, v| !(k == "resources" && v.as_object().is_some_and(|o| o.is_empty())));
+            // Heat records each template file used as a type under its own
+            // name (`worker.yaml: worker.yaml`), and an empty `resources`.
+            m.retain(|k, v| {
+                !(k == "resources" && v.as_object().is_some_and(|o| o.is_empty()) || v.as_str() == Some(k.as_str()))
+            });
         }
         if r.as_object().is_some_and(|m| m.is_empty()) { Value::Null } else { r }
     };
@@ -339,6 +360,7 @@ pub async fn apply(
 ) -> Result<Outcome, StackError> {
     let (stack, action, marker, changes) = match existing {
         None => {
+            cloud.fresh_token(TOKEN_MARGIN).await?;
             let v = cloud.send(&heat::create(name, body, opts)).await?;
             let stack = StackRef::from_json(name, &v)
                 .ok_or_else(|| StackError::Unexpected(format!("Heat's answer to a create has no stack id: {v}")))?;
@@ -360,6 +382,7 @@ pub async fn apply(
             }
             let last = cloud.send(&heat::last_event(&stack.name, &stack.id)).await?;
             let marker = events::parse_events(&last).pop().map(|e| e.id);
+            cloud.fresh_token(TOKEN_MARGIN).await?;
             cloud.send(&heat::update(&stack.name, &stack.id, body, opts)).await?;
             (stack, "UPDATE", marker, changes)
         }
@@ -367,7 +390,9 @@ pub async fn apply(
     let mut follow = Follow::new(stack.clone(), marker);
     let shown = match wait(cloud, &stack, &mut follow, deadline, watch).await? {
         Waited::Settled(v) => v,
-        Waited::Gone => return Err(StackError::Unexpected(format!("stack {} disappeared while it was being made", stack.name))),
+        Waited::Gone => {
+            return Err(StackError::Unexpected(format!("stack {} disappeared while it was being made", stack.name)));
+        }
     };
     let mut o = outcome(cloud, stack, action, &shown, &follow).await?;
     o.changes = changes;
@@ -375,7 +400,12 @@ pub async fn apply(
 }
 
 /// Deletes the stack and waits until Heat no longer has it.
-pub async fn destroy(cloud: &Cloud, stack: StackRef, deadline: Duration, watch: &dyn Watch) -> Result<Outcome, StackError> {
+pub async fn destroy(
+    cloud: &Cloud,
+    stack: StackRef,
+    deadline: Duration,
+    watch: &dyn Watch,
+) -> Result<Outcome, StackError> {
     let last = cloud.send(&heat::last_event(&stack.name, &stack.id)).await?;
     let marker = events::parse_events(&last).pop().map(|e| e.id);
     match cloud.send(&heat::delete(&stack.name, &stack.id)).await {
@@ -415,14 +445,17 @@ pub async fn release_floating_ip(cloud: &Cloud, state: &StateDir) -> Result<Opti
 
 /// The report on a settled stack; for a failure, which resources failed
 /// and why.
-pub async fn outcome(cloud: &Cloud, stack: StackRef, action: &'static str, shown: &Value, follow: &Follow) -> Result<Outcome, StackError> {
+pub async fn outcome(
+    cloud: &Cloud,
+    stack: StackRef,
+    action: &'static str,
+    shown: &Value,
+    follow: &Follow,
+) -> Result<Outcome, StackError> {
     let (status, reason) = events::status(shown);
     let ok = events::succeeded(&status);
-    let failures = if ok {
-        Vec::new()
-    } else {
-        events::failures(&cloud.send(&heat::resources(&stack.name, &stack.id)).await?)
-    };
+    let failures =
+        if ok { Vec::new() } else { events::failures(&cloud.send(&heat::resources(&stack.name, &stack.id)).await?) };
     Ok(Outcome {
         stack,
         action,
@@ -444,7 +477,13 @@ enum Waited {
 
 /// Polls events after the marker; asks for the stack's status only when
 /// the stack itself moved, or every few seconds as a fallback.
-async fn wait(cloud: &Cloud, stack: &StackRef, follow: &mut Follow, deadline: Duration, watch: &dyn Watch) -> Result<Waited, StackError> {
+async fn wait(
+    cloud: &Cloud,
+    stack: &StackRef,
+    follow: &mut Follow,
+    deadline: Duration,
+    watch: &dyn Watch,
+) -> Result<Waited, StackError> {
     const SHOW_EVERY: Duration = Duration::from_secs(5);
     let started = Instant::now();
     let mut last_show = Instant::now();
@@ -477,7 +516,9 @@ async fn wait(cloud: &Cloud, stack: &StackRef, follow: &mut Follow, deadline: Du
                     }
                     if events::settled(&status) {
                         // The last events may have landed after this poll.
-                        if let Ok(rest) = cloud.send(&heat::events(&stack.name, &stack.id, follow.marker.as_deref())).await {
+                        if let Ok(rest) =
+                            cloud.send(&heat::events(&stack.name, &stack.id, follow.marker.as_deref())).await
+                        {
                             for e in follow.take(events::parse_events(&rest)).0 {
                                 watch.event(&e);
                             }
@@ -497,5 +538,49 @@ async fn wait(cloud: &Cloud, stack: &StackRef, follow: &mut Follow, deadline: Du
             return Err(StackError::Timeout { name: stack.name.clone(), status, waited: started.elapsed() });
         }
         tokio::time::sleep(pace.next(count > 0)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body() -> StackBody {
+        let mut files = serde_json::Map::new();
+        files.insert("worker.yaml".into(), json!("w"));
+        StackBody {
+            template: "heat_template_version: 2021-04-16\nresources:\n  a: {type: OS::Heat::None}\n".into(),
+            environment: "parameters:\n  worker_count: 2\n  hostname: reg\n".into(),
+            files,
+        }
+    }
+
+    #[test]
+    fn what_heat_stored_after_a_create_is_no_difference() {
+        let template = json!({"heat_template_version": "2021-04-16", "resources": {"a": {"type": "OS::Heat::None"}}});
+        let files = json!({"worker.yaml": "w"});
+        let env = json!({"parameters": {"worker_count": 2, "hostname": "reg"}, "parameter_defaults": {},
+            "resource_registry": {"resources": {}, "worker.yaml": "worker.yaml"}});
+        assert_eq!(differences(&template, &files, &env, &body()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_kind_of_change_is_named() {
+        let template = json!({"heat_template_version": "2021-04-16", "resources": {"b": {"type": "OS::Heat::None"}}});
+        let files = json!({"worker.yaml": "old", "gone.yaml": "x"});
+        let env = json!({"parameters": {"worker_count": "1", "hostname": "reg"},
+            "resource_registry": {"OS::X": "x.yaml"}});
+        let d = differences(&template, &files, &env, &body());
+        assert_eq!(
+            d,
+            [
+                "template (resources +a -b)",
+                "file worker.yaml",
+                "file gone.yaml (no longer used)",
+                "parameter worker_count: 1 → 2",
+                "resource_registry"
+            ]
+        );
     }
 }

@@ -1,0 +1,112 @@
+//! The live commands refuse bad input before they talk to any cloud: the
+//! "cloud" here is a TCP listener on 127.0.0.1 that counts who knocks.
+//! (The live path itself is proven against real OpenStack services by
+//! tests/live/provision-live.)
+
+use std::net::TcpListener;
+use std::path::Path;
+
+use assert_cmd::Command;
+
+/// A Keystone URL that nobody answers, and a way to ask whether anyone
+/// tried to connect to it.
+struct Listener(TcpListener);
+
+impl Listener {
+    fn new() -> Listener {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        Listener(l)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/v3", self.0.local_addr().unwrap().port())
+    }
+
+    fn knocked(&self) -> bool {
+        self.0.accept().is_ok()
+    }
+}
+
+fn provision(cloud: &Listener, state: &Path) -> Command {
+    let mut c = Command::cargo_bin("provision").unwrap();
+    c.env_remove("OS_CLOUD")
+        .env("OS_AUTH_URL", cloud.url())
+        .env("OS_USERNAME", "demo")
+        .env("OS_PASSWORD", "s3cret-pw")
+        .env("OS_PROJECT_NAME", "demo")
+        .env("PROVISION_STATE_DIR", state)
+        .env("NO_COLOR", "1");
+    c
+}
+
+#[test]
+fn a_bad_env_file_stops_the_deploy_before_any_request() {
+    let cloud = Listener::new();
+    let state = tempfile::tempdir().unwrap();
+    let out = provision(&cloud, state.path())
+        .args(["--env", "tests/bad-env/01-typo-server_flavor.yml", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], false);
+    assert!(doc["problems"][0]["line"].is_u64(), "the problem has a line: {doc}");
+    assert!(!cloud.knocked(), "a request was made for bad input");
+}
+
+#[test]
+fn deploy_flags_in_front_of_another_command_are_refused_not_ignored() {
+    let cloud = Listener::new();
+    let state = tempfile::tempdir().unwrap();
+    let out = provision(&cloud, state.path()).args(["--preview", "status", "--name", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--preview is for deploying"));
+    assert!(!cloud.knocked());
+}
+
+#[test]
+fn without_credentials_the_deploy_says_where_to_give_them() {
+    let cloud = Listener::new();
+    let state = tempfile::tempdir().unwrap();
+    let out = provision(&cloud, state.path())
+        .env_remove("OS_AUTH_URL")
+        .args(["--env", "tests/env/live-overlay.yml", "--env", "env/local-cloud.yml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The overlay files lack the seed's required keys: input problems come
+    // first, and that is still exit code 2 with nothing sent.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!cloud.knocked());
+
+    let out = provision(&cloud, state.path()).env_remove("OS_AUTH_URL").args(["status", "--name", "x"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no OpenStack credentials found") && stderr.contains("--os-cloud"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_keystone_is_one_clear_line_without_the_password() {
+    let cloud = Listener::new();
+    let url = cloud.url();
+    drop(cloud); // nothing listens there any more: connection refused
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("provision")
+        .unwrap()
+        .env_remove("OS_CLOUD")
+        .env("OS_AUTH_URL", &url)
+        .env("OS_USERNAME", "demo")
+        .env("OS_PASSWORD", "s3cret-pw")
+        .env("OS_PROJECT_NAME", "demo")
+        .env("NO_COLOR", "1")
+        .args(["status", "--name", "x", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&url) && stderr.contains("OS_* environment variables"), "{stderr}");
+    assert!(!stderr.contains("s3cret-pw"), "the password leaked: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+}
