@@ -55,8 +55,8 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
 
     let run = async {
         let cloud = connect(&creds, &progress).await?;
-        let existing = stack::find(&cloud, &name).await?;
-        let found = stack::preflight(&cloud, &loaded.params).await.map_err(input_error)?;
+        let (existing, found) = tokio::join!(stack::find(&cloud, &name), stack::preflight(&cloud, &loaded.params));
+        let (existing, found) = (existing?, found.map_err(input_error)?);
         // A preview changes nothing: it uses the floating IP only if this
         // stack already has one.
         let (fip, allocated) = if args.preview {

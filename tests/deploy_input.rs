@@ -80,7 +80,8 @@ fn without_credentials_the_deploy_says_where_to_give_them() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(!cloud.knocked());
 
-    let out = provision(&cloud, state.path()).env_remove("OS_AUTH_URL").args(["status", "--name", "x"]).output().unwrap();
+    let out =
+        provision(&cloud, state.path()).env_remove("OS_AUTH_URL").args(["status", "--name", "x"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no OpenStack credentials found") && stderr.contains("--os-cloud"), "{stderr}");

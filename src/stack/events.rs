@@ -75,6 +75,8 @@ pub struct Follow {
     first_time: Option<String>,
     last_time: Option<String>,
     pub events: usize,
+    /// The status in the stack's own latest event.
+    pub stack_status: Option<String>,
 }
 
 impl Follow {
@@ -87,6 +89,7 @@ impl Follow {
             first_time: None,
             last_time: None,
             events: 0,
+            stack_status: None,
         }
     }
 
@@ -102,6 +105,7 @@ impl Follow {
             self.marker = Some(e.id.clone());
             if e.is_of_stack(&self.stack) {
                 stack_moved = true;
+                self.stack_status = Some(e.resource_status.clone());
             } else if e.resource_status.ends_with("_COMPLETE") {
                 self.finished.insert(e.resource_name.clone());
             }
@@ -274,6 +278,7 @@ mod tests {
         assert_eq!(fresh.len(), 2);
         assert!(moved);
         assert_eq!(f.marker.as_deref(), Some("2"));
+        assert_eq!(f.stack_status.as_deref(), Some("CREATE_IN_PROGRESS"));
         let (fresh, moved) = f.take(vec![
             ev("2", "manager_port", "p", "CREATE_COMPLETE", "2026-11-23T10:00:03Z"),
             ev("3", "manager", "m", "CREATE_COMPLETE", "2026-11-23T10:00:41Z"),

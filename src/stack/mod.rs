@@ -514,10 +514,13 @@ async fn wait(
                     if status == "DELETE_COMPLETE" {
                         return Ok(Waited::Gone);
                     }
+                    // The last events may have landed after this poll,
+                    // unless the stack's own final event was among them.
+                    let final_seen = follow.stack_status.as_deref() == Some(status.as_str());
                     if events::settled(&status) {
-                        // The last events may have landed after this poll.
-                        if let Ok(rest) =
-                            cloud.send(&heat::events(&stack.name, &stack.id, follow.marker.as_deref())).await
+                        if !final_seen
+                            && let Ok(rest) =
+                                cloud.send(&heat::events(&stack.name, &stack.id, follow.marker.as_deref())).await
                         {
                             for e in follow.take(events::parse_events(&rest)).0 {
                                 watch.event(&e);
