@@ -65,6 +65,17 @@ impl Retry {
     }
 }
 
+/// `openstack_sdk` 0.22.8 finds its Keystone plugins by link-time
+/// registration, and its build script anchors none of them (it looks for a
+/// Cargo.toml layout that crates.io rewrites). Naming the plugins keeps
+/// them linked; without this, application credentials are refused as "not
+/// a supported type".
+#[used]
+static AUTH_PLUGINS: (
+    &openstack_sdk_auth_password::PasswordAuthenticator,
+    &openstack_sdk_auth_applicationcredential::ApplicationCredentialAuthenticator,
+) = (&openstack_sdk_auth_password::ANCHOR, &openstack_sdk_auth_applicationcredential::ANCHOR);
+
 pub struct Cloud {
     os: AsyncOpenStack,
     retry: Retry,
