@@ -59,6 +59,22 @@ pub enum HandoffError {
     Swarm(String),
 }
 
+/// The whole hand-off: connects to the manager and, through it, to every
+/// worker; converges the swarm; disconnects. The live deploy calls this
+/// with the nodes of the stack's outputs.
+pub async fn form(
+    nodes: &Nodes,
+    connector: &ssh::Connector,
+    waits: &swarm::Waits,
+    notice: &dyn Fn(&str),
+) -> Result<swarm::Report, HandoffError> {
+    let workers: Vec<&str> = nodes.workers.iter().map(|w| w.name.as_str()).collect();
+    let fleet = ssh::Fleet::connect(connector, nodes, &workers, notice).await?;
+    let report = swarm::converge(&fleet, nodes, waits, notice).await;
+    fleet.close().await;
+    report
+}
+
 /// The manager: reached on its public address, advertised on its private one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manager {

@@ -267,7 +267,7 @@ impl Connector {
             )
             .await
             {
-                Err(_) => return Attempt::Again("no answer".into()),
+                Err(_) => return Attempt::Again(format!("no answer in {:?}", self.settings.connect_timeout)),
                 Ok(Err(e)) => return Attempt::Again(e.to_string()),
                 Ok(Ok(s)) => s,
             };
@@ -289,7 +289,7 @@ impl Connector {
             let open =
                 via.handle.channel_open_direct_tcpip(w.private_address.to_string(), self.port.into(), "127.0.0.1", 0);
             let channel = match tokio::time::timeout(self.settings.connect_timeout, open).await {
-                Err(_) => return Attempt::Again("no answer".into()),
+                Err(_) => return Attempt::Again(format!("no answer in {:?}", self.settings.connect_timeout)),
                 Ok(Err(russh::Error::ChannelOpenFailure(why))) => {
                     return Attempt::Again(format!("{} could not connect ({why:?})", via.node));
                 }
@@ -314,7 +314,7 @@ impl Connector {
         let expected_fp = fingerprint(&expected);
         let connect = client::connect_stream(self.config.clone(), stream, Pinned { expected });
         let mut handle = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
-            Err(_) => return Attempt::Again("no SSH greeting".into()),
+            Err(_) => return Attempt::Again(format!("no SSH handshake in {:?}", self.settings.connect_timeout)),
             Ok(Err(Fail::HostKey { offered })) => {
                 return Attempt::Fatal(HandoffError::HostKey {
                     node: node.to_string(),

@@ -141,6 +141,9 @@ impl std::fmt::Display for Step {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub notes: Vec<String>,
+    /// Entries that should go Down soon (their node is gone or came back
+    /// under a new ID): worth waiting for, so one run removes them.
+    pub leaving: Vec<String>,
 }
 
 /// Decides what to do from what was observed. Steps that need an earlier
@@ -234,12 +237,16 @@ pub fn plan(nodes: &Nodes, seen: &Observed) -> Result<Plan, HandoffError> {
             // A node of the list that has not joined yet, or joined again under
             // a new ID: its old entry goes once it is Down.
             (state, _) if listed => {
+                p.leaving.push(x.hostname.clone());
                 p.notes.push(format!("an older entry of {} ({}) is {state}; removed once it is Down", x.hostname, x.id))
             }
-            (state, _) => p.notes.push(format!(
-                "{} ({}) is not a node of the stack but still {state}; it is removed once the swarm marks it Down",
-                x.hostname, x.id
-            )),
+            (state, _) => {
+                p.leaving.push(x.hostname.clone());
+                p.notes.push(format!(
+                    "{} ({}) is not a node of the stack but still {state}; it is removed once the swarm marks it Down",
+                    x.hostname, x.id
+                ))
+            }
         }
     }
     Ok(p)
@@ -333,6 +340,8 @@ pub struct Report {
     pub notes: Vec<String>,
     pub members: Vec<Member>,
     pub networks: Vec<String>,
+    /// The nodes of the list, all Ready.
+    pub ready: Vec<String>,
 }
 
 impl Report {
@@ -477,17 +486,32 @@ pub async fn converge<R: Remote>(
     notice: &dyn Fn(&str),
 ) -> Result<Report, HandoffError> {
     // Init, then joins, networks and the manager's labels, then the
-    // workers' labels: three rounds at most, and one to see it done.
-    const ROUNDS: usize = 5;
+    // workers' labels (and removals): three rounds of steps at most.
+    const ROUNDS: usize = 4;
     let mut report = Report::default();
-    for round in 1..=ROUNDS {
+    let (mut rounds, mut waited) = (0, 0);
+    loop {
         let seen = observe(r, nodes, waits, notice).await?;
         let p = plan(nodes, &seen)?;
         if p.steps.is_empty() {
+            // The swarm marks a vanished node Down after some seconds of
+            // missed heartbeats; a node that stays up is someone else's
+            // and is left alone after the wait.
+            if !p.leaving.is_empty() && waited < waits.attempts {
+                waited += 1;
+                notice(&format!(
+                    "waiting for {} to be marked Down, check {waited}/{}",
+                    p.leaving.join(", "),
+                    waits.attempts
+                ));
+                tokio::time::sleep(waits.interval).await;
+                continue;
+            }
             report.notes = p.notes;
             return ready(r, nodes, waits, notice, report, seen).await;
         }
-        if round == ROUNDS {
+        rounds += 1;
+        if rounds > ROUNDS {
             let left: Vec<String> = p.steps.iter().map(Step::to_string).collect();
             return Err(HandoffError::Swarm(format!(
                 "the swarm did not settle after {ROUNDS} rounds; still to do: {}",
@@ -497,7 +521,6 @@ pub async fn converge<R: Remote>(
         execute(r, nodes, &p.steps, notice).await?;
         report.done.extend(p.steps.iter().map(Step::to_string));
     }
-    unreachable!("the last round returns")
 }
 
 /// A node that has just joined is `unknown` for a moment before `ready`.
@@ -509,11 +532,11 @@ async fn ready<R: Remote>(
     mut report: Report,
     mut seen: Observed,
 ) -> Result<Report, HandoffError> {
-    let ids: BTreeMap<&str, &str> = std::iter::once((nodes.manager.name.as_str(), seen.manager.as_ref()))
-        .chain(nodes.workers.iter().map(|w| (w.name.as_str(), seen.workers.get(&w.name))))
-        .filter_map(|(n, e)| e.map(|e| (n, e.node_id.as_str())))
+    // In the list's order: the manager, then the workers.
+    let ids: Vec<(String, String)> = std::iter::once((&nodes.manager.name, seen.manager.as_ref()))
+        .chain(nodes.workers.iter().map(|w| (&w.name, seen.workers.get(&w.name))))
+        .filter_map(|(n, e)| e.map(|e| (n.clone(), e.node_id.clone())))
         .collect();
-    let ids: BTreeMap<String, String> = ids.into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     for n in 1..=waits.attempts.max(1) {
         let not_ready: Vec<String> = ids
             .iter()
@@ -523,6 +546,7 @@ async fn ready<R: Remote>(
             })
             .collect();
         if not_ready.is_empty() {
+            report.ready = ids.into_iter().map(|(n, _)| n).collect();
             report.members = seen.members;
             report.networks = seen.networks.into_iter().collect();
             return Ok(report);
@@ -654,6 +678,7 @@ mod tests {
         assert_eq!(p.steps, [Step::Remove { id: "w3".into(), hostname: "worker-3".into() }]);
         assert_eq!(p.notes.len(), 1);
         assert!(p.notes[0].contains("worker-2 (w2) is not a node of the stack but still ready"), "{:?}", p.notes);
+        assert_eq!(p.leaving, ["worker-2"]);
     }
 
     #[test]
