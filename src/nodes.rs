@@ -177,7 +177,7 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
     ui.human(&text);
     ui.json(&serde_json::json!({
         "ok": true, "command": "handoff", "changed": report.changed(), "done": report.done, "notes": report.notes,
-        "members": report.members, "networks": report.networks, "seconds": seconds, "warnings": ui.warnings(),
+        "ready": report.ready, "members": report.members, "networks": report.networks, "seconds": seconds, "warnings": ui.warnings(),
     }));
     Ok(())
 }
