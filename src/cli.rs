@@ -195,7 +195,7 @@ same CA.")]
 Examples:
   provision ssh --name mystack --nodes inventory.json manager -- docker node ls
   provision ssh --name mystack --nodes inventory.json worker-2 -- docker info --format '{{.Name}}'
-  provision ssh --nodes /tmp/provision-nodes/inventory.json --host-keys keys/ --identity id_ed25519 -- uptime
+  provision ssh --nodes inventory.json --host-keys keys/ --identity id_ed25519 -- uptime
 
 A node is accepted only if it shows the host key pinned for it (ssh/host/NODE/
 in the stack's state directory, or --host-keys DIR); there is no first-use
