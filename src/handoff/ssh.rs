@@ -42,11 +42,18 @@ impl Default for Settings {
 
 /// A command for a node. `shown` is what errors and notices may print:
 /// the text may carry a secret (a swarm join token).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Cmd {
     pub text: String,
     pub shown: String,
     pub stdin: Option<Vec<u8>>,
+}
+
+/// Only what may be shown, so a `{:?}` in a trace cannot leak the text.
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cmd").field("shown", &self.shown).field("stdin", &self.stdin.as_ref().map(Vec::len)).finish()
+    }
 }
 
 impl Cmd {
@@ -444,6 +451,7 @@ mod tests {
         let e = out.check("worker-1", &cmd).unwrap_err().to_string();
         assert_eq!(e, "worker-1: `docker swarm join ...` exited with status 1: a | b | Error: no");
         assert!(!e.contains("SWMTKN"));
+        assert!(!format!("{cmd:?}").contains("SWMTKN"));
         let ok = Output { status: Some(0), ..Default::default() };
         assert!(ok.check("m", &cmd).is_ok());
         let killed = Output { status: None, ..Default::default() };
