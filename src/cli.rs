@@ -189,6 +189,33 @@ directory are kept, so a stack made again with the same name trusts the
 same CA.")]
     Destroy(DestroyArgs),
 
+    /// Run a command on a node over SSH, on the pinned path: the manager on
+    /// its public address, a worker through the manager.
+    #[command(after_help = "\
+Examples:
+  provision ssh --name mystack --nodes inventory.json manager -- docker node ls
+  provision ssh --name mystack --nodes inventory.json worker-2 -- docker info --format '{{.Name}}'
+  provision ssh --nodes inventory.json --host-keys keys/ --identity id_ed25519 -- uptime
+
+A node is accepted only if it shows the host key pinned for it (ssh/host/NODE/
+in the stack's state directory, or --host-keys DIR); there is no first-use
+trust. The words after `--` are joined with spaces and run by the node's shell,
+as ssh does. The exit status is the command's.")]
+    Ssh(SshArgs),
+
+    /// Form the Docker Swarm on the nodes over SSH, or find it formed:
+    /// init on the manager, workers joined, overlay networks, node labels,
+    /// nodes that are gone removed.
+    #[command(after_help = "\
+Examples:
+  provision handoff --name mystack --nodes inventory.json
+  provision handoff --state-dir /tmp/s --name harness --nodes /tmp/provision-nodes/inventory.json --output json
+
+Idempotent: a re-run that finds the swarm formed changes nothing and says so;
+after a scale-up only the new workers join; a node that is Down and no longer
+in the node list is removed. Workers are handled at most 6 at a time.")]
+    Handoff(HandoffArgs),
+
     /// List the parameters an environment file may set.
     #[command(after_help = "\
 Examples:
@@ -258,4 +285,46 @@ pub struct RenderArgs {
     /// the registry certificate then names the address.
     #[arg(long, value_name = "ID=ADDRESS")]
     pub floating_ip: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    /// The nodes, from an inventory file (the `inventory.json` of
+    /// dev/nodes); needed until the stack's own nodes carry pinned host keys.
+    #[arg(long, value_name = "FILE")]
+    pub nodes: PathBuf,
+
+    /// Folder of the pinned host keys, NODE/ssh_host_ed25519_key.pub
+    /// [default: ssh/host in the stack's state directory].
+    #[arg(long, value_name = "DIR")]
+    pub host_keys: Option<PathBuf>,
+
+    /// Private key to log in with [default: ssh/client_ed25519 in the
+    /// stack's state directory, else the inventory's client key].
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+
+    /// Connection attempts per node before giving up, 5 s apart.
+    #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub ssh_attempts: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    #[command(flatten)]
+    pub nodes: NodesArgs,
+
+    /// The node [default: the manager].
+    #[arg(value_name = "NODE")]
+    pub node: Option<String>,
+
+    /// The command to run, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HandoffArgs {
+    #[command(flatten)]
+    pub nodes: NodesArgs,
 }

@@ -28,6 +28,8 @@ pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
         Command::Status => crate::live::status(&cli.global, ui, false),
         Command::Outputs => crate::live::status(&cli.global, ui, true),
         Command::Destroy(args) => crate::live::destroy(&cli.global, args, ui),
+        Command::Ssh(args) => crate::nodes::ssh(&cli.global, args, ui),
+        Command::Handoff(args) => crate::nodes::handoff(&cli.global, args, ui),
         Command::Params { markdown } => {
             if *markdown {
                 ui.human(&defs::markdown_table());

@@ -6,7 +6,8 @@
 //! 2. [`bundle`]: params → rendered Heat template, node configs and registry
 //!    certificates (a [`bundle::Bundle`]), all offline;
 //! 3. [`stack`]: the bundle → a Heat stack on the cloud, waited on;
-//! 4. `handoff`: the stack's nodes → a Docker Swarm;
+//! 4. [`handoff`]: the stack's nodes → a Docker Swarm, over SSH with pinned
+//!    host keys;
 //!
 //! and after them [`check`], which looks at a deployed registry from the
 //! operator's machine.
@@ -17,6 +18,7 @@
 
 pub mod bundle;
 pub mod check;
+pub mod handoff;
 pub mod params;
 pub mod stack;
 pub mod state;

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod live;
+mod nodes;
 mod ui;
 
 use std::process::ExitCode;
@@ -30,7 +31,11 @@ fn main() -> ExitCode {
                 (Some(_), _) => (EXIT_BAD_INPUT, "input"),
                 (None, Some(s)) if s.interrupted => (EXIT_INTERRUPTED, "interrupted"),
                 (None, Some(_)) => (EXIT_TIMED_OUT, "timeout"),
-                (None, None) => (EXIT_FAILED, "failed"),
+                // `provision ssh` exits as the remote command did.
+                (None, None) => match err.downcast_ref::<nodes::RemoteExit>() {
+                    Some(r) => (r.code, "remote"),
+                    None => (EXIT_FAILED, "failed"),
+                },
             };
             // `{:#}` prints the whole context chain on one line.
             let message = format!("{err:#}");

@@ -441,6 +441,8 @@ fn every_command_has_help_with_examples_and_the_cli_makes_man_and_completions() 
         &["params", "--help"],
         &["completions", "--help"],
         &["man", "--help"],
+        &["ssh", "--help"],
+        &["handoff", "--help"],
     ] {
         let o = provision(dir.path()).args(cmd).output().unwrap();
         assert!(o.status.success());

@@ -1,0 +1,205 @@
+//! The SSH keys of a stack, made on the operator's machine and kept in its
+//! state directory: one ed25519 host key per node (the node is given it, and
+//! SSH accepts the node only if it shows exactly that key: nothing is
+//! trusted on first use) and one client key for logging in.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::{HashAlg, PrivateKey, PublicKey};
+
+use super::HandoffError;
+use crate::state::{Mode, StateDir};
+
+/// Under the state directory: `<node>/ssh_host_ed25519_key(.pub)`, the
+/// layout `dev/nodes/nodes up --host-keys DIR` and sshd both expect.
+pub const HOST_KEYS: &str = "ssh/host";
+pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+pub const CLIENT_KEY: &str = "ssh/client_ed25519";
+
+/// The host key each node must show, by node name.
+#[derive(Debug, Clone, Default)]
+pub struct Pins(BTreeMap<String, PublicKey>);
+
+impl Pins {
+    pub fn get(&self, node: &str) -> Option<&PublicKey> {
+        self.0.get(node)
+    }
+
+    pub fn insert(&mut self, node: &str, key: PublicKey) {
+        self.0.insert(node.to_string(), key);
+    }
+}
+
+/// `SHA256:...`, as `ssh-keygen -l` shows it.
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// The same key, whatever its comment says.
+pub fn same_key(a: &PublicKey, b: &PublicKey) -> bool {
+    a.key_data() == b.key_data()
+}
+
+fn keys_err(what: String) -> impl FnOnce(russh::keys::ssh_key::Error) -> HandoffError {
+    move |e| HandoffError::Keys(format!("{what}: {e}"))
+}
+
+/// A fresh ed25519 key from the system's random source (through aws-lc, as
+/// the certificates are made).
+pub fn generate(comment: &str) -> Result<PrivateKey, HandoffError> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    aws_lc_rs::rand::fill(&mut seed[..]).map_err(|_| HandoffError::Keys("the system's random source failed".into()))?;
+    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    key.set_comment(comment);
+    Ok(key)
+}
+
+fn write_pair(state: &StateDir, name: &str, key: &PrivateKey) -> Result<(), HandoffError> {
+    let private = key.to_openssh(LineEnding::LF).map_err(keys_err(format!("cannot encode {name}")))?;
+    let public = key.public_key().to_openssh().map_err(keys_err(format!("cannot encode {name}.pub")))?;
+    // The public half first: a key file without its .pub is then never
+    // mistaken for a complete pair.
+    state.write(&format!("{name}.pub"), &format!("{public}\n"), Mode::Public)?;
+    state.write(name, &private, Mode::Private)?;
+    Ok(())
+}
+
+pub fn host_key_name(node: &str) -> String {
+    format!("{HOST_KEYS}/{node}/{HOST_KEY_FILE}")
+}
+
+/// Makes what is missing: the client key, and a host key for each node that
+/// has none. Existing keys are kept (a node keeps its identity across runs).
+/// Returns the names of the keys made.
+pub fn ensure(state: &StateDir, nodes: &[&str]) -> Result<Vec<String>, HandoffError> {
+    let mut made = Vec::new();
+    let mut pair = |name: String, comment: String| -> Result<(), HandoffError> {
+        let complete = state.file(&name).is_file() && state.file(&format!("{name}.pub")).is_file();
+        if !complete {
+            write_pair(state, &name, &generate(&comment)?)?;
+            made.push(name);
+        }
+        Ok(())
+    };
+    pair(CLIENT_KEY.to_string(), "provision client".to_string())?;
+    for node in nodes {
+        pair(host_key_name(node), format!("provision host key of {node}"))?;
+    }
+    Ok(made)
+}
+
+/// Reads the pinned host key of every node from `dir/<node>/ssh_host_ed25519_key.pub`.
+pub fn load_pins(dir: &Path, nodes: &[&str]) -> Result<Pins, HandoffError> {
+    let mut pins = Pins::default();
+    let mut missing = Vec::new();
+    for node in nodes {
+        let path = dir.join(node).join(format!("{HOST_KEY_FILE}.pub"));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let key = PublicKey::from_openssh(text.trim())
+                    .map_err(keys_err(format!("{} is not an OpenSSH public key", path.display())))?;
+                pins.insert(node, key);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(*node),
+            Err(e) => return Err(HandoffError::Keys(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(HandoffError::Keys(format!(
+            "no pinned host key for {} in {}: each node needs <node>/{HOST_KEY_FILE}.pub, made with the node \
+             (its server must have been given that key)",
+            missing.join(", "),
+            dir.display()
+        )));
+    }
+    Ok(pins)
+}
+
+/// Reads a private key the way ssh does: refused when others may read it.
+pub fn load_client(path: &Path) -> Result<PrivateKey, HandoffError> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| HandoffError::Keys(format!("client key {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(HandoffError::Keys(format!(
+            "client key {} is readable by others (mode {mode:04o}); `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| HandoffError::Keys(format!("client key {}: {e}", path.display())))?,
+    );
+    let key = PrivateKey::from_openssh(text.as_bytes())
+        .map_err(keys_err(format!("client key {} is not an OpenSSH private key", path.display())))?;
+    if key.is_encrypted() {
+        return Err(HandoffError::Keys(format!(
+            "client key {} has a passphrase; provision needs an unencrypted key (or use ssh-agent with ssh)",
+            path.display()
+        )));
+    }
+    Ok(key)
+}
+
+/// Where the client key of a stack is.
+pub fn client_key_path(state: &StateDir) -> PathBuf {
+    state.file(CLIENT_KEY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensure_makes_private_keys_once_and_pins_read_back() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path(), "stack").unwrap();
+        let made = ensure(&s, &["manager", "worker-1"]).unwrap();
+        assert_eq!(
+            made,
+            [CLIENT_KEY, "ssh/host/manager/ssh_host_ed25519_key", "ssh/host/worker-1/ssh_host_ed25519_key"]
+        );
+        for name in &made {
+            let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(s.file(name)), 0o600, "{name}");
+            assert_eq!(mode(s.file(&format!("{name}.pub"))), 0o644, "{name}.pub");
+        }
+        let before = s.read(&host_key_name("manager")).unwrap().unwrap();
+        assert!(ensure(&s, &["manager", "worker-1"]).unwrap().is_empty(), "existing keys are kept");
+        assert_eq!(s.read(&host_key_name("manager")).unwrap().unwrap(), before);
+
+        let pins = load_pins(&s.file(HOST_KEYS), &["manager", "worker-1"]).unwrap();
+        let private = load_client(&s.file(&host_key_name("manager"))).unwrap();
+        assert!(same_key(pins.get("manager").unwrap(), private.public_key()));
+        assert!(!same_key(pins.get("manager").unwrap(), pins.get("worker-1").unwrap()));
+        assert!(fingerprint(pins.get("manager").unwrap()).starts_with("SHA256:"));
+
+        let e = load_pins(&s.file(HOST_KEYS), &["manager", "worker-2"]).unwrap_err().to_string();
+        assert!(e.contains("no pinned host key for worker-2"), "{e}");
+    }
+
+    #[test]
+    fn a_client_key_readable_by_others_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path(), "stack").unwrap();
+        ensure(&s, &[]).unwrap();
+        let p = client_key_path(&s);
+        assert!(load_client(&p).is_ok());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(load_client(&p).unwrap_err().to_string().contains("chmod 600"));
+    }
+
+    #[test]
+    fn keys_are_distinct_and_never_in_debug_output() {
+        let a = generate("a").unwrap();
+        let b = generate("b").unwrap();
+        assert!(!same_key(a.public_key(), b.public_key()));
+        let private = a.to_openssh(LineEnding::LF).unwrap();
+        let body: String = private.lines().nth(1).unwrap().to_string();
+        assert!(!format!("{a:?}").contains(&body));
+    }
+}

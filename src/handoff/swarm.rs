@@ -1,0 +1,751 @@
+//! Forming the swarm: observe what the engines and the manager report,
+//! [`plan`] the steps from that (a plain function), run them, observe
+//! again, until there is nothing left to do. A run against a formed swarm
+//! observes once and changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ssh::{CONCURRENCY, Cmd, Fleet, Output};
+use super::{HandoffError, Nodes};
+
+/// The overlay networks the Imixs-Cloud stacks attach to, made before any
+/// stack is deployed. Attachable, so a one-off container can join them too.
+pub const NETWORKS: &[&str] = &["imixs-proxy-net"];
+
+/// Swarm's control port: managers listen on it, workers join through it.
+const SWARM_PORT: u16 = 2377;
+
+/// The labels a node should carry, for placement: the manager also runs the
+/// private registry, the cache and Redis from its node config.
+pub fn labels(role: Role) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::new();
+    l.insert("provision.role".to_string(), role.as_str().to_string());
+    if role == Role::Manager {
+        l.insert("provision.registry".to_string(), "true".to_string());
+    }
+    l
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Manager,
+    Worker,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Manager => "manager",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// What one engine says of itself (`docker info`'s `.Swarm`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Engine {
+    /// inactive, pending, active, error or locked.
+    #[serde(rename = "LocalNodeState")]
+    pub state: String,
+    #[serde(rename = "NodeID", default)]
+    pub node_id: String,
+    /// True on a manager.
+    #[serde(rename = "ControlAvailable", default)]
+    pub control: bool,
+    #[serde(rename = "Error", default)]
+    pub error: String,
+}
+
+impl Engine {
+    pub fn inactive() -> Engine {
+        Engine { state: "inactive".into(), node_id: String::new(), control: false, error: String::new() }
+    }
+}
+
+/// One entry of the manager's node list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub id: String,
+    pub hostname: String,
+    pub role: Role,
+    /// ready, down, unknown or disconnected.
+    pub state: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Everything the plan looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observed {
+    pub manager: Option<Engine>,
+    /// By node name, for every worker of the node list.
+    pub workers: BTreeMap<String, Engine>,
+    /// The manager's node list; empty while it is no manager.
+    pub members: Vec<Member>,
+    /// Overlay networks the manager knows.
+    pub networks: BTreeSet<String>,
+}
+
+/// One change to the swarm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// `docker swarm init` on the manager.
+    Init,
+    /// A worker with no swarm joins.
+    Join {
+        worker: String,
+    },
+    /// A worker that is in another swarm, or stuck, leaves it and joins.
+    Rejoin {
+        worker: String,
+        why: String,
+    },
+    CreateNetwork {
+        name: String,
+    },
+    Label {
+        node: String,
+        id: String,
+        add: BTreeMap<String, String>,
+    },
+    /// A node that is gone: Down, and no node of the list.
+    Remove {
+        id: String,
+        hostname: String,
+    },
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Init => write!(f, "initialise the swarm on the manager"),
+            Step::Join { worker } => write!(f, "join {worker}"),
+            Step::Rejoin { worker, why } => write!(f, "rejoin {worker} ({why})"),
+            Step::CreateNetwork { name } => write!(f, "create overlay network {name}"),
+            Step::Label { node, add, .. } => {
+                let l: Vec<String> = add.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "label {node}: {}", l.join(" "))
+            }
+            Step::Remove { id, hostname } => {
+                write!(f, "remove {hostname} ({id}): Down and no longer a node of the stack")
+            }
+        }
+    }
+}
+
+/// The steps, and what was seen but is left alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub notes: Vec<String>,
+    /// Entries that should go Down soon (their node is gone or came back
+    /// under a new ID): worth waiting for, so one run removes them.
+    pub leaving: Vec<String>,
+}
+
+/// Decides what to do from what was observed. Steps that need an earlier
+/// one done (a join needs the swarm) are left to the next round.
+pub fn plan(nodes: &Nodes, seen: &Observed) -> Result<Plan, HandoffError> {
+    let mut p = Plan::default();
+    let mgr = seen.manager.as_ref().ok_or_else(|| HandoffError::Swarm("the manager was not observed".into()))?;
+    let m = &nodes.manager.name;
+    match (mgr.state.as_str(), mgr.control) {
+        ("active", true) => {}
+        ("inactive", _) => {
+            p.steps.push(Step::Init);
+            return Ok(p);
+        }
+        ("active", false) => {
+            return Err(HandoffError::Swarm(format!(
+                "{m} is a worker of another swarm, not a manager; run `docker swarm leave` on it if that swarm is \
+                 not wanted, then run again"
+            )));
+        }
+        ("locked", _) => {
+            return Err(HandoffError::Swarm(format!(
+                "the swarm on {m} is locked (autolock); unlock it with `docker swarm unlock` and run again"
+            )));
+        }
+        (state, _) => {
+            return Err(HandoffError::Swarm(format!(
+                "{m}'s swarm is {state}{}; look at `docker info` on it (`provision ssh {m} -- docker info`)",
+                if mgr.error.is_empty() { String::new() } else { format!(" ({})", mgr.error) }
+            )));
+        }
+    }
+
+    let by_id: BTreeMap<&str, &Member> = seen.members.iter().map(|x| (x.id.as_str(), x)).collect();
+    // The list's nodes as members, by node name.
+    let mut current: Vec<(&str, &Member, Role)> = Vec::new();
+    match by_id.get(mgr.node_id.as_str()) {
+        Some(x) => current.push((m, x, Role::Manager)),
+        None => return Err(HandoffError::Swarm(format!("{m}'s own node {} is not in its node list", mgr.node_id))),
+    }
+    for w in &nodes.workers {
+        let e = seen.workers.get(&w.name).cloned().unwrap_or_else(Engine::inactive);
+        let member = by_id.get(e.node_id.as_str()).filter(|_| !e.node_id.is_empty());
+        match (e.state.as_str(), member) {
+            ("active", Some(x)) if !e.control => current.push((&w.name, x, Role::Worker)),
+            ("active", Some(_)) => p.notes.push(format!("{} is a manager of this swarm; left as it is", w.name)),
+            ("inactive", _) => p.steps.push(Step::Join { worker: w.name.clone() }),
+            ("locked", _) => {
+                return Err(HandoffError::Swarm(format!(
+                    "{} is locked in a swarm (autolock); unlock or leave it by hand and run again",
+                    w.name
+                )));
+            }
+            ("active", None) => p.steps.push(Step::Rejoin {
+                worker: w.name.clone(),
+                why: "it is in another swarm, or was removed from this one".into(),
+            }),
+            (state, _) => p.steps.push(Step::Rejoin {
+                worker: w.name.clone(),
+                why: if e.error.is_empty() { format!("its swarm is {state}") } else { e.error.clone() },
+            }),
+        }
+    }
+
+    for name in NETWORKS {
+        if !seen.networks.contains(*name) {
+            p.steps.push(Step::CreateNetwork { name: (*name).to_string() });
+        }
+    }
+
+    for (name, x, role) in &current {
+        let add: BTreeMap<String, String> =
+            labels(*role).into_iter().filter(|(k, v)| x.labels.get(k) != Some(v)).collect();
+        if !add.is_empty() {
+            p.steps.push(Step::Label { node: name.to_string(), id: x.id.clone(), add });
+        }
+    }
+
+    let kept: BTreeSet<&str> = current.iter().map(|(_, x, _)| x.id.as_str()).collect();
+    for x in &seen.members {
+        if kept.contains(x.id.as_str()) {
+            continue;
+        }
+        let listed = nodes.has(&x.hostname);
+        match (x.state.as_str(), x.role) {
+            ("down", Role::Worker) => p.steps.push(Step::Remove { id: x.id.clone(), hostname: x.hostname.clone() }),
+            (_, Role::Manager) => p.notes.push(format!(
+                "{} ({}) is another manager of this swarm ({}); left as it is",
+                x.hostname, x.id, x.state
+            )),
+            // A node of the list that has not joined yet, or joined again under
+            // a new ID: its old entry goes once it is Down.
+            (state, _) if listed => {
+                p.leaving.push(x.hostname.clone());
+                p.notes.push(format!("an older entry of {} ({}) is {state}; removed once it is Down", x.hostname, x.id))
+            }
+            (state, _) => {
+                p.leaving.push(x.hostname.clone());
+                p.notes.push(format!(
+                    "{} ({}) is not a node of the stack but still {state}; it is removed once the swarm marks it Down",
+                    x.hostname, x.id
+                ))
+            }
+        }
+    }
+    Ok(p)
+}
+
+pub fn parse_engine(text: &str) -> Result<Engine, HandoffError> {
+    serde_json::from_str(text.trim())
+        .map_err(|e| HandoffError::Swarm(format!("unexpected `docker info` answer ({e}): {}", clip(text))))
+}
+
+pub fn parse_members(text: &str) -> Result<Vec<Member>, HandoffError> {
+    #[derive(Deserialize)]
+    struct Raw {
+        #[serde(rename = "ID")]
+        id: String,
+        #[serde(rename = "Spec")]
+        spec: Spec,
+        #[serde(rename = "Description")]
+        description: Description,
+        #[serde(rename = "Status")]
+        status: Status,
+    }
+    #[derive(Deserialize)]
+    struct Spec {
+        #[serde(rename = "Labels", default)]
+        labels: Option<BTreeMap<String, String>>,
+        #[serde(rename = "Role")]
+        role: String,
+    }
+    #[derive(Deserialize)]
+    struct Description {
+        #[serde(rename = "Hostname", default)]
+        hostname: String,
+    }
+    #[derive(Deserialize)]
+    struct Status {
+        #[serde(rename = "State")]
+        state: String,
+    }
+    let raw: Vec<Raw> = serde_json::from_str(text.trim())
+        .map_err(|e| HandoffError::Swarm(format!("unexpected `docker node inspect` answer ({e}): {}", clip(text))))?;
+    Ok(raw
+        .into_iter()
+        .map(|r| Member {
+            id: r.id,
+            hostname: r.description.hostname,
+            role: if r.spec.role == "manager" { Role::Manager } else { Role::Worker },
+            state: r.status.state,
+            labels: r.spec.labels.unwrap_or_default(),
+        })
+        .collect())
+}
+
+fn clip(s: &str) -> String {
+    let s = s.trim();
+    if s.len() > 200 { format!("{}...", &s[..s.floor_char_boundary(200)]) } else { s.to_string() }
+}
+
+/// Runs commands on nodes by name: the SSH fleet, or a stand-in in tests.
+pub trait Remote {
+    fn run(&self, node: &str, cmd: &Cmd) -> impl Future<Output = Result<Output, HandoffError>>;
+}
+
+impl Remote for Fleet {
+    async fn run(&self, node: &str, cmd: &Cmd) -> Result<Output, HandoffError> {
+        match self.link(node) {
+            Some(l) => l.run(cmd).await,
+            None => Err(HandoffError::Ssh { node: node.to_string(), message: "not connected".into() }),
+        }
+    }
+}
+
+/// How long to wait for Docker and for nodes to be Ready.
+#[derive(Debug, Clone)]
+pub struct Waits {
+    pub attempts: u32,
+    pub interval: Duration,
+}
+
+impl Default for Waits {
+    fn default() -> Waits {
+        Waits { attempts: 30, interval: Duration::from_secs(2) }
+    }
+}
+
+/// What a hand-off did and found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// The steps done, as shown; empty when everything was in place.
+    pub done: Vec<String>,
+    pub notes: Vec<String>,
+    pub members: Vec<Member>,
+    pub networks: Vec<String>,
+    /// The nodes of the list, all Ready.
+    pub ready: Vec<String>,
+}
+
+impl Report {
+    pub fn changed(&self) -> bool {
+        !self.done.is_empty()
+    }
+}
+
+async fn must<R: Remote>(r: &R, node: &str, cmd: Cmd) -> Result<Output, HandoffError> {
+    r.run(node, &cmd).await?.check(node, &cmd)
+}
+
+/// `docker info`'s swarm part, waiting (bounded, one line per attempt) for
+/// a Docker that does not answer yet: a node that has just booted.
+async fn engine<R: Remote>(r: &R, node: &str, waits: &Waits, notice: &dyn Fn(&str)) -> Result<Engine, HandoffError> {
+    let cmd = Cmd::new("docker info --format '{{json .Swarm}}'");
+    let mut last = String::new();
+    for n in 1..=waits.attempts.max(1) {
+        if n > 1 {
+            tokio::time::sleep(waits.interval).await;
+            notice(&format!("waiting for Docker on {node}, attempt {n}/{}: {last}", waits.attempts));
+        }
+        let out = r.run(node, &cmd).await?;
+        if out.ok() {
+            return parse_engine(&out.stdout);
+        }
+        last = out.stderr.lines().last().unwrap_or("no answer").to_string();
+    }
+    Err(HandoffError::Swarm(format!(
+        "Docker on {node} did not answer after {} attempts ({last}); check `systemctl status docker` on it",
+        waits.attempts
+    )))
+}
+
+/// Reads the state of every node (workers at most [`CONCURRENCY`] at once).
+pub async fn observe<R: Remote>(
+    r: &R,
+    nodes: &Nodes,
+    waits: &Waits,
+    notice: &dyn Fn(&str),
+) -> Result<Observed, HandoffError> {
+    use futures::StreamExt;
+    let m = &nodes.manager.name;
+    let manager = engine(r, m, waits, notice).await?;
+    let found: Vec<Result<(String, Engine), HandoffError>> = futures::stream::iter(&nodes.workers)
+        .map(|w| async move { Ok((w.name.clone(), engine(r, &w.name, waits, notice).await?)) })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let workers = found.into_iter().collect::<Result<BTreeMap<_, _>, _>>()?;
+    let (mut members, mut networks) = (Vec::new(), BTreeSet::new());
+    if manager.state == "active" && manager.control {
+        members = parse_members(&must(r, m, Cmd::new("docker node inspect $(docker node ls -q)")).await?.stdout)?;
+        let out = must(r, m, Cmd::new("docker network ls --filter driver=overlay --format '{{.Name}}'")).await?;
+        networks = out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    }
+    Ok(Observed { manager: Some(manager), workers, members, networks })
+}
+
+/// Runs one round's steps: the manager's first, then the workers' in
+/// parallel (at most [`CONCURRENCY`] at once).
+async fn execute<R: Remote>(r: &R, nodes: &Nodes, steps: &[Step], notice: &dyn Fn(&str)) -> Result<(), HandoffError> {
+    use futures::StreamExt;
+    let m = &nodes.manager.name;
+    let ip = nodes.manager.private_address;
+    let mut joins = Vec::new();
+    for s in steps {
+        match s {
+            Step::Init => {
+                notice(&format!("{s} ({m}, advertised on {ip})"));
+                let pool = nodes.swarm_pool.as_deref().map(|p| format!(" --default-addr-pool {p}")).unwrap_or_default();
+                // The manager has a public and a private address; the swarm
+                // must use the private one (workers have no other).
+                must(
+                    r,
+                    m,
+                    Cmd::new(format!("docker swarm init --advertise-addr {ip} --listen-addr {ip}:{SWARM_PORT}{pool}")),
+                )
+                .await?;
+            }
+            Step::CreateNetwork { name } => {
+                notice(&s.to_string());
+                must(r, m, Cmd::new(format!("docker network create --driver overlay --attachable {name}"))).await?;
+            }
+            Step::Label { id, add, .. } => {
+                notice(&s.to_string());
+                let flags: Vec<String> = add.iter().map(|(k, v)| format!("--label-add {k}={v}")).collect();
+                must(r, m, Cmd::new(format!("docker node update {} {id}", flags.join(" ")))).await?;
+            }
+            Step::Remove { id, .. } => {
+                notice(&s.to_string());
+                must(r, m, Cmd::new(format!("docker node rm {id}"))).await?;
+            }
+            Step::Join { .. } | Step::Rejoin { .. } => joins.push(s),
+        }
+    }
+    if joins.is_empty() {
+        return Ok(());
+    }
+    let token = must(r, m, Cmd::new("docker swarm join-token -q worker")).await?.stdout.trim().to_string();
+    if !token.starts_with("SWMTKN-") {
+        return Err(HandoffError::Swarm(format!("{m} gave no worker join token")));
+    }
+    let token = &token;
+    let results: Vec<Result<(), HandoffError>> = futures::stream::iter(joins)
+        .map(|s| async move {
+            let (w, leave) = match s {
+                Step::Join { worker } => (worker, false),
+                Step::Rejoin { worker, .. } => (worker, true),
+                _ => unreachable!("only joins are collected"),
+            };
+            let wip = nodes
+                .worker(w)
+                .map(|x| x.private_address)
+                .ok_or_else(|| HandoffError::Swarm(format!("{w} is not a worker of the node list")))?;
+            notice(&s.to_string());
+            if leave {
+                must(r, w, Cmd::new("docker swarm leave --force")).await?;
+            }
+            let args = format!("--advertise-addr {wip} --listen-addr {wip}:{SWARM_PORT} {ip}:{SWARM_PORT}");
+            let cmd = Cmd::secret(
+                format!("docker swarm join --token {token} {args}"),
+                format!("docker swarm join --token <worker token> {args}"),
+            );
+            let out = r.run(w, &cmd).await?;
+            // Docker does not echo the token today; make sure it never shows.
+            let out = Output { stderr: out.stderr.replace(token.as_str(), "<worker token>"), ..out };
+            out.check(w, &cmd).map(|_| ())
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Forms the swarm, or finds it formed: observe, plan, do, until the plan
+/// is empty; then waits until every node of the list is Ready.
+pub async fn converge<R: Remote>(
+    r: &R,
+    nodes: &Nodes,
+    waits: &Waits,
+    notice: &dyn Fn(&str),
+) -> Result<Report, HandoffError> {
+    // Init, then joins, networks and the manager's labels, then the
+    // workers' labels (and removals): three rounds of steps at most.
+    const ROUNDS: usize = 4;
+    let mut report = Report::default();
+    let (mut rounds, mut waited) = (0, 0);
+    loop {
+        let seen = observe(r, nodes, waits, notice).await?;
+        let p = plan(nodes, &seen)?;
+        if p.steps.is_empty() {
+            // The swarm marks a vanished node Down after some seconds of
+            // missed heartbeats; a node that stays up is someone else's
+            // and is left alone after the wait.
+            if !p.leaving.is_empty() && waited < waits.attempts {
+                waited += 1;
+                notice(&format!(
+                    "waiting for {} to be marked Down, check {waited}/{}",
+                    p.leaving.join(", "),
+                    waits.attempts
+                ));
+                tokio::time::sleep(waits.interval).await;
+                continue;
+            }
+            report.notes = p.notes;
+            return ready(r, nodes, waits, notice, report, seen).await;
+        }
+        rounds += 1;
+        if rounds > ROUNDS {
+            let left: Vec<String> = p.steps.iter().map(Step::to_string).collect();
+            return Err(HandoffError::Swarm(format!(
+                "the swarm did not settle after {ROUNDS} rounds; still to do: {}",
+                left.join("; ")
+            )));
+        }
+        execute(r, nodes, &p.steps, notice).await?;
+        report.done.extend(p.steps.iter().map(Step::to_string));
+    }
+}
+
+/// A node that has just joined is `unknown` for a moment before `ready`.
+async fn ready<R: Remote>(
+    r: &R,
+    nodes: &Nodes,
+    waits: &Waits,
+    notice: &dyn Fn(&str),
+    mut report: Report,
+    mut seen: Observed,
+) -> Result<Report, HandoffError> {
+    // In the list's order: the manager, then the workers.
+    let ids: Vec<(String, String)> = std::iter::once((&nodes.manager.name, seen.manager.as_ref()))
+        .chain(nodes.workers.iter().map(|w| (&w.name, seen.workers.get(&w.name))))
+        .filter_map(|(n, e)| e.map(|e| (n.clone(), e.node_id.clone())))
+        .collect();
+    for n in 1..=waits.attempts.max(1) {
+        let not_ready: Vec<String> = ids
+            .iter()
+            .filter_map(|(name, id)| {
+                let state = seen.members.iter().find(|x| &x.id == id).map(|x| x.state.as_str()).unwrap_or("missing");
+                (state != "ready").then(|| format!("{name} ({state})"))
+            })
+            .collect();
+        if not_ready.is_empty() {
+            report.ready = ids.into_iter().map(|(n, _)| n).collect();
+            report.members = seen.members;
+            report.networks = seen.networks.into_iter().collect();
+            return Ok(report);
+        }
+        if n == waits.attempts.max(1) {
+            return Err(HandoffError::Swarm(format!(
+                "not Ready in the swarm after {n} checks: {}; look at `docker node ls` on {} and the Docker logs \
+                 of those nodes (ports 2377, 7946 and 4789 must be open between the nodes)",
+                not_ready.join(", "),
+                nodes.manager.name
+            )));
+        }
+        notice(&format!("waiting for {} to be Ready, check {}/{}", not_ready.join(", "), n + 1, waits.attempts));
+        tokio::time::sleep(waits.interval).await;
+        let out = must(r, &nodes.manager.name, Cmd::new("docker node inspect $(docker node ls -q)")).await?;
+        seen.members = parse_members(&out.stdout)?;
+    }
+    unreachable!("the last check returns")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handoff::{Manager, Worker};
+
+    fn nodes(workers: usize) -> Nodes {
+        Nodes {
+            manager: Manager {
+                name: "manager".into(),
+                public_address: "10.250.0.2".parse().unwrap(),
+                private_address: "10.251.0.10".parse().unwrap(),
+            },
+            workers: (1..=workers)
+                .map(|i| Worker {
+                    name: format!("worker-{i}"),
+                    private_address: format!("10.251.0.{}", 10 + i).parse().unwrap(),
+                })
+                .collect(),
+            ssh_user: "root".into(),
+            ssh_port: 22,
+            swarm_pool: None,
+            client_key: None,
+        }
+    }
+
+    fn engine(state: &str, id: &str, control: bool) -> Engine {
+        Engine { state: state.into(), node_id: id.into(), control, error: String::new() }
+    }
+
+    fn member(id: &str, host: &str, role: Role, state: &str) -> Member {
+        Member { id: id.into(), hostname: host.into(), role, state: state.into(), labels: labels(role) }
+    }
+
+    /// A formed swarm of the manager and `workers` workers, labelled.
+    fn formed(workers: usize) -> Observed {
+        let mut o = Observed {
+            manager: Some(engine("active", "m1", true)),
+            members: vec![member("m1", "manager", Role::Manager, "ready")],
+            networks: NETWORKS.iter().map(|s| s.to_string()).chain(["ingress".to_string()]).collect(),
+            ..Default::default()
+        };
+        for i in 1..=workers {
+            o.workers.insert(format!("worker-{i}"), engine("active", &format!("w{i}"), false));
+            o.members.push(member(&format!("w{i}"), &format!("worker-{i}"), Role::Worker, "ready"));
+        }
+        o
+    }
+
+    #[test]
+    fn a_fresh_manager_is_initialised_first_and_alone() {
+        let mut o = formed(0);
+        o.manager = Some(Engine::inactive());
+        o.members.clear();
+        o.networks.clear();
+        o.workers.insert("worker-1".into(), Engine::inactive());
+        assert_eq!(plan(&nodes(1), &o).unwrap().steps, [Step::Init]);
+    }
+
+    #[test]
+    fn after_init_workers_join_and_network_and_labels_follow() {
+        let mut o = formed(0);
+        o.members[0].labels.clear();
+        o.networks.clear();
+        o.workers.insert("worker-1".into(), Engine::inactive());
+        o.workers.insert("worker-2".into(), Engine::inactive());
+        let p = plan(&nodes(2), &o).unwrap();
+        assert_eq!(
+            p.steps,
+            [
+                Step::Join { worker: "worker-1".into() },
+                Step::Join { worker: "worker-2".into() },
+                Step::CreateNetwork { name: "imixs-proxy-net".into() },
+                Step::Label { node: "manager".into(), id: "m1".into(), add: labels(Role::Manager) },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_formed_swarm_needs_nothing() {
+        let p = plan(&nodes(3), &formed(3)).unwrap();
+        assert_eq!(p, Plan::default());
+    }
+
+    #[test]
+    fn only_missing_or_different_labels_are_set() {
+        let mut o = formed(1);
+        o.members[1].labels.insert("provision.role".into(), "manager".into());
+        o.members[1].labels.insert("team".into(), "kept".into());
+        let p = plan(&nodes(1), &o).unwrap();
+        let want: BTreeMap<String, String> = [("provision.role".to_string(), "worker".to_string())].into();
+        assert_eq!(p.steps, [Step::Label { node: "worker-1".into(), id: "w1".into(), add: want }]);
+    }
+
+    #[test]
+    fn scale_up_joins_only_the_new_workers() {
+        let mut o = formed(2);
+        o.workers.insert("worker-3".into(), Engine::inactive());
+        assert_eq!(plan(&nodes(3), &o).unwrap().steps, [Step::Join { worker: "worker-3".into() }]);
+    }
+
+    #[test]
+    fn scale_down_removes_nodes_that_are_down_and_gone() {
+        let mut o = formed(3);
+        o.workers.remove("worker-3");
+        o.workers.remove("worker-2");
+        o.members[3].state = "down".into();
+        // worker-2 is gone from the list but the swarm has not noticed yet.
+        let p = plan(&nodes(1), &o).unwrap();
+        assert_eq!(p.steps, [Step::Remove { id: "w3".into(), hostname: "worker-3".into() }]);
+        assert_eq!(p.notes.len(), 1);
+        assert!(p.notes[0].contains("worker-2 (w2) is not a node of the stack but still ready"), "{:?}", p.notes);
+        assert_eq!(p.leaving, ["worker-2"]);
+    }
+
+    #[test]
+    fn a_rebuilt_worker_joins_again_and_its_old_entry_goes_when_down() {
+        let mut o = formed(1);
+        o.workers.insert("worker-1".into(), Engine::inactive());
+        o.members[1].state = "down".into();
+        let p = plan(&nodes(1), &o).unwrap();
+        assert_eq!(
+            p.steps,
+            [Step::Join { worker: "worker-1".into() }, Step::Remove { id: "w1".into(), hostname: "worker-1".into() }]
+        );
+        // Before the swarm marks it down, the old entry is only noted.
+        o.members[1].state = "ready".into();
+        let p = plan(&nodes(1), &o).unwrap();
+        assert_eq!(p.steps, [Step::Join { worker: "worker-1".into() }]);
+        assert!(p.notes[0].contains("older entry of worker-1"), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn a_worker_of_another_swarm_or_stuck_rejoins() {
+        let mut o = formed(2);
+        o.workers.insert("worker-1".into(), engine("active", "elsewhere", false));
+        o.workers
+            .insert("worker-2".into(), Engine { error: "rpc error: timeout".into(), ..engine("pending", "", false) });
+        o.members.truncate(1);
+        let p = plan(&nodes(2), &o).unwrap();
+        assert!(matches!(&p.steps[0], Step::Rejoin { worker, .. } if worker == "worker-1"), "{:?}", p.steps);
+        assert!(matches!(&p.steps[1], Step::Rejoin { worker, why } if worker == "worker-2" && why.contains("timeout")));
+    }
+
+    #[test]
+    fn a_manager_that_cannot_lead_is_an_error_that_says_why() {
+        let mut o = formed(0);
+        o.manager = Some(engine("active", "x", false));
+        assert!(plan(&nodes(0), &o).unwrap_err().to_string().contains("worker of another swarm"));
+        o.manager = Some(engine("locked", "", false));
+        assert!(plan(&nodes(0), &o).unwrap_err().to_string().contains("docker swarm unlock"));
+        o.manager = Some(Engine { error: "boom".into(), ..engine("error", "", false) });
+        assert!(plan(&nodes(0), &o).unwrap_err().to_string().contains("error (boom)"));
+    }
+
+    #[test]
+    fn docker_answers_parse() {
+        let e = parse_engine(
+            r#"{"NodeID":"abc","NodeAddr":"10.251.0.10","LocalNodeState":"active","ControlAvailable":true,"Error":"","RemoteManagers":[{"NodeID":"abc","Addr":"10.251.0.10:2377"}],"Nodes":2,"Managers":1,"Cluster":{"ID":"c"}}"#,
+        )
+        .unwrap();
+        assert_eq!(e, engine("active", "abc", true));
+        let e = parse_engine(
+            r#"{"NodeID":"","NodeAddr":"","LocalNodeState":"inactive","ControlAvailable":false,"Error":"","RemoteManagers":null}"#,
+        )
+        .unwrap();
+        assert_eq!(e, Engine::inactive());
+        assert!(parse_engine("Cannot connect").unwrap_err().to_string().contains("unexpected `docker info`"));
+
+        let m = parse_members(
+            r#"[{"ID":"abc","Version":{"Index":9},"Spec":{"Labels":{},"Role":"manager","Availability":"active"},
+                 "Description":{"Hostname":"manager"},"Status":{"State":"ready","Addr":"10.251.0.10"},
+                 "ManagerStatus":{"Leader":true,"Reachability":"reachable","Addr":"10.251.0.10:2377"}},
+                {"ID":"def","Spec":{"Labels":{"provision.role":"worker"},"Role":"worker","Availability":"active"},
+                 "Description":{"Hostname":"worker-1"},"Status":{"State":"down","Addr":"10.251.0.11"}}]"#,
+        )
+        .unwrap();
+        assert_eq!(m[0].role, Role::Manager);
+        assert_eq!(m[1].hostname, "worker-1");
+        assert_eq!(m[1].state, "down");
+        assert_eq!(m[1].labels.get("provision.role").map(String::as_str), Some("worker"));
+    }
+}

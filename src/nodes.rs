@@ -1,0 +1,183 @@
+//! The commands that work on the nodes over SSH: `provision ssh` and
+//! `provision handoff`. Each reads its input fully first (the node list,
+//! the pinned host keys, the client key; a problem there exits 2 before any
+//! connection), then connects.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use provision::handoff::ssh::{Cmd, Connector, Settings, Stream};
+use provision::handoff::swarm::Waits;
+use provision::handoff::{self, Nodes, keys};
+use provision::params::{InputError, Problem, Where};
+use provision::state::StateDir;
+
+use crate::cli::{Global, HandoffArgs, NodesArgs, SshArgs};
+use crate::commands::{load, state_dir};
+use crate::ui::{Progress, Ui};
+
+/// A remote command ended with a status other than 0; `provision ssh`
+/// exits with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RemoteExit {
+    pub code: u8,
+    pub message: String,
+}
+
+fn input(path: &Path, message: impl Into<String>, hint: Option<&str>) -> anyhow::Error {
+    let mut p = Problem::new(Where::file(path), message);
+    if let Some(h) = hint {
+        p = p.hint(h);
+    }
+    InputError(vec![p]).into()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// The stack's state directory, when the command line names a stack.
+fn stack_state(global: &Global, ui: &mut Ui) -> Result<Option<StateDir>> {
+    let name = match (&global.name, global.env.is_empty()) {
+        (Some(n), _) => n.clone(),
+        (None, false) => load(global, ui)?.stack_name,
+        (None, true) => return Ok(None),
+    };
+    Ok(Some(state_dir(global, &name)?))
+}
+
+/// The nodes, and how to reach them.
+struct Access {
+    nodes: Nodes,
+    connector: Connector,
+}
+
+fn access(global: &Global, args: &NodesArgs, ui: &mut Ui) -> Result<Access> {
+    let nodes = Nodes::from_inventory_file(&args.nodes).map_err(|e| input(&args.nodes, e.to_string(), None))?;
+    let state = if args.host_keys.is_none() || args.identity.is_none() { stack_state(global, ui)? } else { None };
+    let no_stack = "give --name STACK (its state directory holds the keys), or --host-keys DIR and --identity FILE";
+
+    let pins_dir = match (&args.host_keys, &state) {
+        (Some(d), _) => d.clone(),
+        (None, Some(s)) => s.file(keys::HOST_KEYS),
+        (None, None) => return Err(input(Path::new("--host-keys"), "no pinned host keys", Some(no_stack))),
+    };
+    let names = nodes.names();
+    let pins = keys::load_pins(&pins_dir, &names).map_err(|e| input(&pins_dir, e.to_string(), None))?;
+
+    let identity: PathBuf = match (&args.identity, &state) {
+        (Some(f), _) => f.clone(),
+        (None, Some(s)) if keys::client_key_path(s).is_file() => keys::client_key_path(s),
+        _ => match &nodes.client_key {
+            Some(f) => f.clone(),
+            None => return Err(input(Path::new("--identity"), "no client key", Some(no_stack))),
+        },
+    };
+    let key = keys::load_client(&identity).map_err(|e| input(&identity, e.to_string(), None))?;
+    let settings = Settings { attempts: args.ssh_attempts, ..Settings::default() };
+    let connector = Connector::new(&nodes, key, &identity.display().to_string(), pins, settings);
+    Ok(Access { nodes, connector })
+}
+
+/// `provision ssh [NODE] -- COMMAND`: the command's output as it comes, and
+/// its exit status.
+pub fn ssh(global: &Global, args: &SshArgs, ui: &mut Ui) -> Result<()> {
+    let a = access(global, &args.nodes, ui)?;
+    let node = args.node.clone().unwrap_or_else(|| a.nodes.manager.name.clone());
+    if !a.nodes.has(&node) {
+        return Err(input(
+            &args.nodes.nodes,
+            format!("no node named `{node}`"),
+            Some(&format!("the nodes are: {}", a.nodes.names().join(", "))),
+        ));
+    }
+    if args.command.is_empty() {
+        return Err(input(
+            Path::new("COMMAND"),
+            "no command given; an interactive shell is not supported yet",
+            Some(&format!("for example: provision ssh {node} -- docker node ls")),
+        ));
+    }
+    let cmd = Cmd::new(args.command.join(" "));
+    let json = ui.json;
+    let notice = |m: &str| eprintln!("note: {m}");
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let status = runtime()?.block_on(async {
+        let manager = a.connector.manager(&a.nodes.manager, &notice).await?;
+        // The worker's connection runs inside the manager's: both stay open
+        // until the command is done.
+        let worker = match a.nodes.worker(&node) {
+            Some(w) => Some(a.connector.worker(&manager, w, &notice).await?),
+            None => None,
+        };
+        let link = worker.as_ref().unwrap_or(&manager);
+        let status = link
+            .stream(&cmd, |s, data| match (s, json) {
+                (Stream::Stdout, false) => {
+                    let mut o = std::io::stdout().lock();
+                    let _ = o.write_all(data).and_then(|_| o.flush());
+                }
+                (Stream::Stderr, false) => {
+                    let _ = std::io::stderr().lock().write_all(data);
+                }
+                (Stream::Stdout, true) => stdout.extend_from_slice(data),
+                (Stream::Stderr, true) => stderr.extend_from_slice(data),
+            })
+            .await?;
+        if let Some(w) = worker {
+            w.close().await;
+        }
+        manager.close().await;
+        Ok::<_, handoff::HandoffError>(status)
+    })?;
+    ui.json(&serde_json::json!({
+        "ok": status == Some(0), "command": "ssh", "node": node, "exit_status": status,
+        "stdout": String::from_utf8_lossy(&stdout), "stderr": String::from_utf8_lossy(&stderr),
+    }));
+    match status {
+        Some(0) => Ok(()),
+        Some(s) => Err(RemoteExit {
+            code: u8::try_from(s).unwrap_or(1).max(1),
+            message: format!("{node}: `{}` exited with status {s}", cmd.shown),
+        }
+        .into()),
+        None => Err(anyhow::anyhow!("{node}: `{}` ended without an exit status (killed?)", cmd.shown)),
+    }
+}
+
+/// `provision handoff`: the swarm formed, or found formed.
+pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
+    let started = Instant::now();
+    let a = access(global, &args.nodes, ui)?;
+    let n = &a.nodes;
+    let progress = Progress::new();
+    progress.line(&format!(
+        "hand-off: manager {} at {}, {} workers behind it",
+        n.manager.name,
+        n.manager.public_address,
+        n.workers.len()
+    ));
+    let report = runtime()?.block_on(handoff::form(n, &a.connector, &Waits::default(), &|m| progress.line(m)))?;
+    progress.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    let mut text = if report.changed() {
+        format!("Swarm converged in {seconds:.1} s: {} changes.\n", report.done.len())
+    } else {
+        format!("Swarm already formed: nothing to do ({seconds:.1} s).\n")
+    };
+    text.push_str(&format!("  nodes     {} Ready: {}\n", report.ready.len(), report.ready.join(", ")));
+    text.push_str(&format!("  networks  {}\n", report.networks.join(", ")));
+    for note in &report.notes {
+        text.push_str(&format!("  note      {note}\n"));
+    }
+    ui.human(&text);
+    ui.json(&serde_json::json!({
+        "ok": true, "command": "handoff", "changed": report.changed(), "done": report.done, "notes": report.notes,
+        "ready": report.ready, "members": report.members, "networks": report.networks, "seconds": seconds, "warnings": ui.warnings(),
+    }));
+    Ok(())
+}
