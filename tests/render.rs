@@ -111,6 +111,16 @@ fn redact(text: &str, state: &Path) -> String {
         let secret = std::fs::read_to_string(state.join("myhost").join(name)).unwrap();
         out = out.replace(secret.trim(), &format!("[{name}]"));
     }
+    // SSH keys are made per state directory.
+    for (name, shown) in [
+        ("ssh/client_ed25519.pub", "client public key"),
+        ("ssh/host/myhost/ssh_host_ed25519_key.pub", "manager host public key"),
+        ("ssh/workers/ssh_host_ed25519_key.pub", "worker host public key"),
+    ] {
+        if let Ok(key) = std::fs::read_to_string(state.join("myhost").join(name)) {
+            out = out.replace(key.trim(), &format!("[{shown}]"));
+        }
+    }
     // The bcrypt hash is salted.
     let re_start = out.find("provision:$2y$").map(|i| i + "provision:".len());
     if let Some(i) = re_start {
@@ -230,6 +240,18 @@ fn secrets_stay_where_they_belong() {
     let registry_password = std::fs::read_to_string(run.state.join("myhost/registry-password")).unwrap();
     let redis_password = std::fs::read_to_string(run.state.join("myhost/redis-password")).unwrap();
     let ca_key = std::fs::read_to_string(run.state.join("myhost/certs/ca.key")).unwrap();
+    let host_keys = ["ssh/host/myhost/ssh_host_ed25519_key", "ssh/workers/ssh_host_ed25519_key"]
+        .map(|k| std::fs::read_to_string(run.state.join("myhost").join(k)).unwrap());
+    let client_key = std::fs::read_to_string(run.state.join("myhost/ssh/client_ed25519")).unwrap();
+    // Each node config carries its own host key (workers share theirs) and
+    // not the other role's.
+    let manager_config = run.read("manager.cloud-config");
+    let worker_config = run.read("worker.cloud-config");
+    // Line 1 of every OpenSSH ed25519 key is the same header; line 2 holds
+    // the key's own bytes.
+    let body = |pem: &str| pem.lines().nth(2).unwrap().to_string();
+    assert!(manager_config.contains(&body(&host_keys[0])) && !manager_config.contains(&body(&host_keys[1])));
+    assert!(worker_config.contains(&body(&host_keys[1])) && !worker_config.contains(&body(&host_keys[0])));
     let printed = [
         run.stdout(),
         run.stderr(),
@@ -237,7 +259,11 @@ fn secrets_stay_where_they_belong() {
         String::from_utf8_lossy(&traced.stderr).into(),
     ];
     for text in printed.iter() {
-        for secret in ["Pw-NEVER-printed-42", registry_password.trim(), redis_password.trim(), ca_key.trim()] {
+        for secret in ["Pw-NEVER-printed-42", registry_password.trim(), redis_password.trim(), ca_key.trim()]
+            .into_iter()
+            .chain(host_keys.iter().chain([&client_key]).map(|k| k.trim()))
+            .chain(host_keys.iter().chain([&client_key]).map(|k| k.lines().nth(2).unwrap()))
+        {
             assert!(!text.contains(secret), "a secret was printed:\n{text}");
         }
     }
@@ -247,7 +273,12 @@ fn secrets_stay_where_they_belong() {
             !text.contains(registry_password.trim()),
             "{name} holds the registry password (only its bcrypt hash may leave)"
         );
-        assert!(!text.contains("PRIVATE KEY") || name == "manager.cloud-config", "{name} holds a private key");
+        let node_config = name == "manager.cloud-config" || name == "worker.cloud-config";
+        assert!(!text.contains("PRIVATE KEY") || node_config, "{name} holds a private key");
+        for key in &host_keys {
+            assert!(!text.contains(key.trim()) || node_config, "{name} holds a host private key");
+        }
+        assert!(!text.contains(client_key.trim()), "{name} holds the client private key");
         assert!(!text.contains(ca_key.trim()), "{name} holds the CA key");
         if name != "manager.cloud-config" {
             assert!(!text.contains(redis_password.trim()), "{name} holds the Redis password");
@@ -256,7 +287,16 @@ fn secrets_stay_where_they_belong() {
     let mode =
         |p: PathBuf| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
     assert_eq!(mode(run.out.join("manager.cloud-config")), 0o600);
-    for f in ["certs/ca.key", "certs/registry.key", "registry-password", "redis-password"] {
+    assert_eq!(mode(run.out.join("worker.cloud-config")), 0o600);
+    for f in [
+        "certs/ca.key",
+        "certs/registry.key",
+        "registry-password",
+        "redis-password",
+        "ssh/host/myhost/ssh_host_ed25519_key",
+        "ssh/workers/ssh_host_ed25519_key",
+        "ssh/client_ed25519",
+    ] {
         assert_eq!(mode(run.state.join("myhost").join(f)), 0o600, "{f}");
     }
     assert!(run.stdout().contains("credentials   the os_* parameters in"));

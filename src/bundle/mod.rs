@@ -31,6 +31,8 @@ pub enum BundleError {
     Render(#[from] render::RenderError),
     #[error("rendered {name} is not valid YAML: {message}")]
     Invalid { name: String, message: String },
+    #[error(transparent)]
+    Keys(#[from] crate::handoff::HandoffError),
     #[error(
         "registry_storage: swift needs OpenStack credentials to put on the node (os_* parameters, OS_* variables or --os-cloud)"
     )]
@@ -285,10 +287,18 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
             mode: Mode::Public,
         },
     );
-    for (role, mode) in [("manager", Mode::Private), ("worker", Mode::Public)] {
+    // Both node configs hold a private host key now, so both are 0600.
+    let ssh = crate::handoff::keys::stack_keys(req.state, &params.hostname)?;
+    ctx.insert("ssh_authorized_key", &ssh.client_public);
+    for (role, private, public) in
+        [("manager", &ssh.manager_private, &ssh.manager_public), ("worker", &ssh.worker_private, &ssh.worker_public)]
+    {
         let name = format!("{role}.cloud-config");
+        let mut ctx = ctx.clone();
+        ctx.insert("ssh_host_key", private.as_str());
+        ctx.insert("ssh_host_key_pub", public);
         let text = checked_yaml(&name, templates.render(&format!("nodes/{name}"), &ctx)?)?;
-        files.insert(name, File { contents: text, mode });
+        files.insert(name, File { contents: text, mode: Mode::Private });
     }
     let environment = environment_yaml(params, req);
     tracing::debug!(stack = req.stack_name, files = ?files, "bundle rendered");

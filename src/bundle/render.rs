@@ -12,6 +12,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("nodes/manager.cloud-config", include_str!("../../templates/nodes/manager.cloud-config")),
     ("nodes/worker.cloud-config", include_str!("../../templates/nodes/worker.cloud-config")),
     ("nodes/docker.part", include_str!("../../templates/nodes/docker.part")),
+    ("nodes/ssh.part", include_str!("../../templates/nodes/ssh.part")),
     ("nodes/signal.sh", include_str!("../../templates/nodes/signal.sh")),
 ];
 

@@ -92,6 +92,90 @@ pub fn ensure(state: &StateDir, nodes: &[&str]) -> Result<Vec<String>, HandoffEr
     Ok(made)
 }
 
+/// The host key all workers of a stack share. Workers are one
+/// `OS::Heat::ResourceGroup` of one worker config, and Heat can only hand
+/// every member the same file (`get_file` takes a literal name, and a
+/// per-index map would need a lookup function inside Heat, which nothing
+/// here could test). So the workers get one key, made here and pinned for
+/// each of them: anything that is not a node of this stack is still
+/// refused; what is given up is telling one worker from another by key,
+/// which matters little since they are reached only through the manager,
+/// by their private address, and are interchangeable. The manager has a key
+/// of its own. Kept outside `ssh/host` so no node name can clash with it.
+pub const WORKER_HOST_KEY: &str = "ssh/workers/ssh_host_ed25519_key";
+
+/// The SSH material a stack's node configs carry, as OpenSSH text.
+pub struct StackKeys {
+    pub manager_private: zeroize::Zeroizing<String>,
+    pub manager_public: String,
+    pub worker_private: zeroize::Zeroizing<String>,
+    pub worker_public: String,
+    /// The operator's client key, authorized for the nodes' login user.
+    pub client_public: String,
+}
+
+/// Only the public halves, so a `{:?}` cannot leak a host key.
+impl std::fmt::Debug for StackKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackKeys")
+            .field("manager", &self.manager_public)
+            .field("worker", &self.worker_public)
+            .field("client", &self.client_public)
+            .finish()
+    }
+}
+
+/// Makes (once) and reads the keys of a stack whose manager is `manager`.
+pub fn stack_keys(state: &StateDir, manager: &str) -> Result<StackKeys, HandoffError> {
+    ensure(state, &[manager])?;
+    let mut made = false;
+    if !(state.file(WORKER_HOST_KEY).is_file() && state.file(&format!("{WORKER_HOST_KEY}.pub")).is_file()) {
+        write_pair(state, WORKER_HOST_KEY, &generate("provision host key of the workers")?)?;
+        made = true;
+    }
+    let read = |name: &str| -> Result<String, HandoffError> {
+        Ok(state
+            .read(name)?
+            .ok_or_else(|| HandoffError::Keys(format!("{} is missing", state.file(name).display())))?
+            .trim_end()
+            .to_string())
+    };
+    let manager_key = host_key_name(manager);
+    tracing::debug!(made_worker_key = made, "stack SSH keys ready");
+    Ok(StackKeys {
+        manager_private: zeroize::Zeroizing::new(read(&manager_key)?),
+        manager_public: read(&format!("{manager_key}.pub"))?,
+        worker_private: zeroize::Zeroizing::new(read(WORKER_HOST_KEY)?),
+        worker_public: read(&format!("{WORKER_HOST_KEY}.pub"))?,
+        client_public: read(&format!("{CLIENT_KEY}.pub"))?,
+    })
+}
+
+/// The pins of a stack's nodes: the manager's own key, the shared worker
+/// key for each worker (see [`WORKER_HOST_KEY`]).
+pub fn stack_pins(state: &StateDir, nodes: &super::Nodes) -> Result<Pins, HandoffError> {
+    let public = |name: &str| -> Result<PublicKey, HandoffError> {
+        let path = state.file(&format!("{name}.pub"));
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            HandoffError::Keys(format!(
+                "no pinned host key {}: {e}; it is made when the bundle is rendered",
+                path.display()
+            ))
+        })?;
+        PublicKey::from_openssh(text.trim())
+            .map_err(keys_err(format!("{} is not an OpenSSH public key", path.display())))
+    };
+    let mut pins = Pins::default();
+    pins.insert(&nodes.manager.name, public(&host_key_name(&nodes.manager.name))?);
+    if !nodes.workers.is_empty() {
+        let shared = public(WORKER_HOST_KEY)?;
+        for w in &nodes.workers {
+            pins.insert(&w.name, shared.clone());
+        }
+    }
+    Ok(pins)
+}
+
 /// Reads the pinned host key of every node from `dir/<node>/ssh_host_ed25519_key.pub`.
 pub fn load_pins(dir: &Path, nodes: &[&str]) -> Result<Pins, HandoffError> {
     let mut pins = Pins::default();
@@ -180,6 +264,43 @@ mod tests {
 
         let e = load_pins(&s.file(HOST_KEYS), &["manager", "worker-2"]).unwrap_err().to_string();
         assert!(e.contains("no pinned host key for worker-2"), "{e}");
+    }
+
+    #[test]
+    fn stack_keys_pin_the_manager_alone_and_the_workers_together() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path(), "stack").unwrap();
+        let k = stack_keys(&s, "myhost").unwrap();
+        assert!(k.manager_private.contains("OPENSSH PRIVATE KEY"));
+        assert_ne!(k.manager_public, k.worker_public);
+        assert!(!format!("{k:?}").contains("PRIVATE"));
+        let again = stack_keys(&s, "myhost").unwrap();
+        assert_eq!(*again.worker_private, *k.worker_private, "a re-run keeps the keys");
+        let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(s.file(WORKER_HOST_KEY)), 0o600);
+
+        let ip = |a: &str| a.parse().unwrap();
+        let nodes = super::super::Nodes {
+            manager: super::super::Manager {
+                name: "myhost".into(),
+                public_address: ip("203.0.113.5"),
+                private_address: ip("10.0.0.4"),
+            },
+            workers: ["myhost-worker-0", "myhost-worker-1"]
+                .iter()
+                .map(|n| super::super::Worker { name: n.to_string(), private_address: ip("10.0.0.9") })
+                .collect(),
+            ssh_user: "core".into(),
+            ssh_port: 22,
+            swarm_pool: None,
+            client_key: None,
+        };
+        let pins = stack_pins(&s, &nodes).unwrap();
+        let public = |t: &str| PublicKey::from_openssh(t).unwrap();
+        assert!(same_key(pins.get("myhost").unwrap(), &public(&k.manager_public)));
+        assert!(same_key(pins.get("myhost-worker-1").unwrap(), &public(&k.worker_public)));
+        assert!(!same_key(pins.get("myhost").unwrap(), &public(&k.worker_public)));
+        assert!(pins.get("other").is_none());
     }
 
     #[test]
