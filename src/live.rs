@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 
 use provision::bundle::{self, FloatingIp};
+use provision::handoff::ssh::{Connector, Settings};
+use provision::handoff::swarm::Waits;
+use provision::handoff::{self, keys};
 use provision::params::{InputError, Problem, Where, credentials};
 use provision::stack::{self, Cloud, Outcome, StackError, api};
 use provision::state::StateDir;
@@ -101,7 +104,17 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
             progress.line(&format!("stack {} exists ({})", s.name, s.id));
         }
         let outcome = stack::apply(&cloud, &name, existing, &body, &opts, deadline, &progress).await;
+        // Stage 4 only on a complete stack: a failed one is reported as
+        // Heat left it, and nothing is tried on half-made nodes.
+        let handoff = match &outcome {
+            Ok(o) if o.ok && loaded.params.handoff => {
+                Some(hand_off(&loaded.params.hostname, o, &state, &progress).await)
+            }
+            Ok(o) if o.ok => Some(HandOff::Skipped("handoff: false in the environment files".into())),
+            _ => None,
+        };
         Ok::<_, anyhow::Error>(Done::Applied {
+            handoff,
             outcome: Box::new(outcome),
             fip,
             requests: cloud.requests(),
@@ -122,9 +135,10 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     progress.finish();
     match done? {
         Done::Preview { drift, changes } => report_preview(ui, &name, drift.as_deref(), &changes),
-        Done::Applied { outcome, fip, requests, summary } => {
+        Done::Applied { outcome, fip, requests, summary, handoff } => {
             let outcome = (*outcome).map_err(|e| stack_error(e, global))?;
-            report_outcome(ui, global, &outcome, fip.as_ref(), requests, started.elapsed(), Some(&summary), &state)
+            let done = Finished { handoff: handoff.as_ref(), summary: Some(&summary) };
+            report_outcome(ui, global, &outcome, fip.as_ref(), requests, started.elapsed(), done, &state)
         }
     }
 }
@@ -133,11 +147,50 @@ enum Done {
     /// `drift` is None for a stack that does not exist yet.
     Preview { drift: Option<Vec<String>>, changes: std::collections::BTreeMap<String, Vec<String>> },
     Applied {
+        handoff: Option<HandOff>,
         outcome: Box<Result<Outcome, StackError>>,
         fip: Option<FloatingIp>,
         requests: u64,
         summary: Box<bundle::Summary>,
     },
+}
+
+/// What became of stage 4 after a complete stack.
+enum HandOff {
+    Skipped(String),
+    Formed(Box<handoff::swarm::Report>),
+    /// The error as shown (no secret: a join token never is in one).
+    Failed(String),
+}
+
+/// The nodes from the stack's outputs, reached with the keys the bundle put
+/// in their node configs (pinned, never learnt on first use).
+async fn hand_off(manager: &str, o: &Outcome, state: &StateDir, progress: &Progress) -> HandOff {
+    let run = async {
+        let nodes = handoff::Nodes::from_outputs(manager, &o.outputs)?;
+        let pins = keys::stack_pins(state, &nodes)?;
+        let client = keys::client_key_path(state);
+        let key = keys::load_client(&client)?;
+        let connector = Connector::new(&nodes, key, &client.display().to_string(), pins, Settings::default());
+        progress.line(&format!(
+            "hand-off: manager {} at {}, {} workers behind it",
+            nodes.manager.name,
+            nodes.manager.public_address,
+            nodes.workers.len()
+        ));
+        handoff::form(&nodes, &connector, &Waits::default(), &|m| progress.line(m)).await
+    };
+    match run.await {
+        Ok(r) => HandOff::Formed(Box::new(r)),
+        Err(e) => HandOff::Failed(e.to_string()),
+    }
+}
+
+/// What follows the stack in a deploy's report.
+#[derive(Default, Clone, Copy)]
+struct Finished<'a> {
+    handoff: Option<&'a HandOff>,
+    summary: Option<&'a bundle::Summary>,
 }
 
 /// Names the cloud does not have, and templates Heat refuses, are bad
@@ -199,9 +252,10 @@ fn report_outcome(
     fip: Option<&FloatingIp>,
     requests: u64,
     elapsed: Duration,
-    summary: Option<&bundle::Summary>,
+    done: Finished,
     state: &StateDir,
 ) -> Result<()> {
+    let summary = done.summary;
     let verdict = match o.action {
         "NONE" => format!("is up to date ({}), nothing to change", o.status),
         _ => o.status.clone(),
@@ -234,9 +288,36 @@ fn report_outcome(
             )
         ));
     }
+    let handoff_json = match done.handoff {
+        None => serde_json::Value::Null,
+        Some(HandOff::Skipped(why)) => {
+            text.push_str(&format!("Hand-off skipped: {why}.\n"));
+            serde_json::json!({"ok": true, "skipped": why})
+        }
+        Some(HandOff::Formed(r)) => {
+            text.push_str(&if r.changed() {
+                format!("Swarm converged: {} changes ({}).\n", r.done.len(), r.done.join("; "))
+            } else {
+                "Swarm already formed: nothing to do.\n".to_string()
+            });
+            text.push_str(&format!("  nodes     {} Ready: {}\n", r.ready.len(), r.ready.join(", ")));
+            text.push_str(&format!("  networks  {}\n", r.networks.join(", ")));
+            serde_json::json!({"ok": true, "changed": r.changed(), "done": r.done, "notes": r.notes,
+                "ready": r.ready, "members": r.members, "networks": r.networks})
+        }
+        Some(HandOff::Failed(e)) => {
+            text.push_str(&format!(
+                "Hand-off FAILED: {e}\nThe stack is complete; run again to retry the hand-off: {}\n",
+                again(global, "")
+            ));
+            serde_json::json!({"ok": false, "error": e})
+        }
+    };
+    let handoff_failed = matches!(done.handoff, Some(HandOff::Failed(_)));
     ui.human(&text);
     ui.json(&serde_json::json!({
-        "ok": o.ok,
+        "ok": o.ok && !handoff_failed,
+        "handoff": handoff_json,
         "command": match o.action { "DELETE" => "destroy", _ => "deploy" },
         "stack": o,
         "floating_ip": fip.map(|f| serde_json::json!({"id": f.id, "address": f.address.to_string()})),
@@ -248,7 +329,9 @@ fn report_outcome(
         "remove": (!o.ok).then(|| again(global, "destroy")),
         "warnings": ui.warnings(),
     }));
-    if o.ok {
+    if o.ok && handoff_failed {
+        Err(anyhow!("stack {} is complete, but the hand-off failed", o.stack.name))
+    } else if o.ok {
         Ok(())
     } else {
         let first =
@@ -360,7 +443,7 @@ pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
         }
         Some(o) => {
             ui.human(&fip_line);
-            report_outcome(ui, global, &o, released.as_ref(), requests, started.elapsed(), None, &state)
+            report_outcome(ui, global, &o, released.as_ref(), requests, started.elapsed(), Finished::default(), &state)
         }
     }
 }

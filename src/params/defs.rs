@@ -26,6 +26,8 @@ pub enum Kind {
     Text,
     /// A user name: letters, digits, `._-`, 1-64.
     User,
+    /// `true` or `false` (YAML's booleans, or those words as strings).
+    Bool,
 }
 
 impl Kind {
@@ -41,6 +43,7 @@ impl Kind {
             Kind::Secret => "a secret string".into(),
             Kind::Text => "a string".into(),
             Kind::User => "a user name (letters, digits, `._-`; 1-64)".into(),
+            Kind::Bool => "true or false".into(),
         }
     }
 }
@@ -101,6 +104,12 @@ pub const DEFS: &[Def] = &[
         Kind::Count(60, 86400),
         Some("1800"),
         "Seconds Heat waits for each node to signal that it is ready.",
+    ),
+    opt(
+        "handoff",
+        Kind::Bool,
+        Some("true"),
+        "After the stack is complete, form the Docker Swarm over SSH and deploy the Imixs-Cloud stacks; false stops at the stack.",
     ),
     opt("registry_user", Kind::User, Some("provision"), "User of the private registry (htpasswd, bcrypt)."),
     opt(

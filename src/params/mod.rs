@@ -69,6 +69,8 @@ pub struct Params {
     pub volume_size: u64,
     pub docker_mtu: u64,
     pub node_timeout: u64,
+    /// Form the swarm over SSH once the stack is complete.
+    pub handoff: bool,
     pub registry: Registry,
     /// The `os_*` parameters, for [`credentials::resolve`].
     pub env_credentials: credentials::EnvFileCredentials,
@@ -161,6 +163,7 @@ impl Params {
         let volume_size = get.count("volume_size");
         let docker_mtu = get.count("docker_mtu");
         let node_timeout = get.count("node_timeout");
+        let handoff = get.text("handoff") == "true";
         let env_credentials = credentials::EnvFileCredentials {
             file: merged.value_at("os_authurl").or_else(|| merged.value_at("os_password")).map(|w| w.path.clone()),
             auth_url: get.opt_text("os_authurl"),
@@ -201,6 +204,7 @@ impl Params {
             volume_size,
             docker_mtu,
             node_timeout,
+            handoff,
             registry,
             env_credentials,
             passthrough: merged.passthrough,
@@ -320,5 +324,22 @@ impl Getter<'_> {
             Checked::Secret(s) => Some(s),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(files: &[&str]) -> Params {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        Params::load(&files.iter().map(|f| root.join(f)).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn the_handoff_is_on_by_default_and_off_on_the_local_cloud() {
+        assert!(load(&["examples/env_params.yml"]).handoff);
+        // Nothing boots under the local cloud's fake hypervisor.
+        assert!(!load(&["examples/env_params.yml", "env/local-cloud.yml"]).handoff);
     }
 }

@@ -18,6 +18,15 @@ pub enum Checked {
 /// was expected and what was found, without the value itself for secrets.
 pub fn check(def: &Def, value: &serde_json::Value) -> Result<Checked, String> {
     let expected = def.kind.describe();
+    // Normalised to the words, which is all the later stages read.
+    if def.kind == Kind::Bool {
+        return match value {
+            serde_json::Value::Bool(b) => Ok(Checked::Text(b.to_string())),
+            serde_json::Value::String(s) if s == "true" || s == "false" => Ok(Checked::Text(s.clone())),
+            serde_json::Value::String(s) => Err(format!("expected {expected}, found `{s}`")),
+            other => Err(format!("expected {expected}, found {}", kind_of(other))),
+        };
+    }
     let text = match scalar_text(value) {
         Some(t) => t,
         None => return Err(format!("expected {expected}, found {}", kind_of(value))),
@@ -85,6 +94,7 @@ pub fn check(def: &Def, value: &serde_json::Value) -> Result<Checked, String> {
             }
         }
         Kind::Secret => Ok(Checked::Secret(Secret::new(text))),
+        Kind::Bool => unreachable!("handled above"),
         Kind::Text => Ok(Checked::Text(text)),
         Kind::User => {
             let ok =
@@ -174,6 +184,14 @@ mod tests {
         assert!(err("worker_count", json!(-1)).contains("from 0 to 200"));
         assert!(err("worker_count", json!("three")).contains("`three`"));
         assert!(err("docker_mtu", json!(100)).contains("from 576"));
+    }
+
+    #[test]
+    fn booleans_take_yaml_booleans_and_the_two_words() {
+        assert_eq!(ok("handoff", json!(false)), Checked::Text("false".into()));
+        assert_eq!(ok("handoff", json!("true")), Checked::Text("true".into()));
+        assert!(err("handoff", json!("yes")).contains("true or false, found `yes`"));
+        assert!(err("handoff", json!(1)).contains("found a number"));
     }
 
     #[test]
