@@ -327,4 +327,10 @@ pub struct SshArgs {
 pub struct HandoffArgs {
     #[command(flatten)]
     pub nodes: NodesArgs,
+
+    /// Where to write the Imixs-Cloud configuration directory locally
+    /// [default: imixs-cloud in the stack's state directory, if a stack is
+    /// named; otherwise it is written on the manager only].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }

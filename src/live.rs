@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
+use provision::bundle::render::Templates;
 use provision::bundle::{self, FloatingIp};
 use provision::handoff::ssh::{Connector, Settings};
 use provision::handoff::swarm::Waits;
-use provision::handoff::{self, keys};
+use provision::handoff::{self, imixs, keys};
+use provision::params::Params;
 use provision::params::{InputError, Problem, Where, credentials};
 use provision::stack::{self, Cloud, Outcome, StackError, api};
 use provision::state::StateDir;
@@ -108,7 +110,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
         // Heat left it, and nothing is tried on half-made nodes.
         let handoff = match &outcome {
             Ok(o) if o.ok && loaded.params.handoff => {
-                Some(hand_off(&loaded.params.hostname, o, &state, &progress).await)
+                Some(hand_off(&loaded.params, global.templates.as_deref(), o, &state, &progress).await)
             }
             Ok(o) if o.ok => Some(HandOff::Skipped("handoff: false in the environment files".into())),
             _ => None,
@@ -165,9 +167,20 @@ enum HandOff {
 
 /// The nodes from the stack's outputs, reached with the keys the bundle put
 /// in their node configs (pinned, never learnt on first use).
-async fn hand_off(manager: &str, o: &Outcome, state: &StateDir, progress: &Progress) -> HandOff {
+async fn hand_off(
+    params: &Params,
+    templates: Option<&std::path::Path>,
+    o: &Outcome,
+    state: &StateDir,
+    progress: &Progress,
+) -> HandOff {
     let run = async {
-        let nodes = handoff::Nodes::from_outputs(manager, &o.outputs)?;
+        let nodes = handoff::Nodes::from_outputs(&params.hostname, &o.outputs)?;
+        let templates = Templates::load(templates).map_err(|e| handoff::HandoffError::Swarm(e.to_string()))?;
+        let stacks = imixs::render(&templates, &params.fqdn(), &imixs::Images::default())?;
+        let dir = state.file(imixs::REMOTE_DIR);
+        imixs::write_local(&dir, &stacks)?;
+        progress.line(&format!("Imixs-Cloud configuration directory: {}", dir.display()));
         let pins = keys::stack_pins(state, &nodes)?;
         let client = keys::client_key_path(state);
         let key = keys::load_client(&client)?;
@@ -178,7 +191,7 @@ async fn hand_off(manager: &str, o: &Outcome, state: &StateDir, progress: &Progr
             nodes.manager.public_address,
             nodes.workers.len()
         ));
-        handoff::form(&nodes, &connector, &Waits::default(), &|m| progress.line(m)).await
+        handoff::form(&nodes, &connector, &Waits::default(), &stacks, &|m| progress.line(m)).await
     };
     match run.await {
         Ok(r) => HandOff::Formed(Box::new(r)),
@@ -302,8 +315,10 @@ fn report_outcome(
             });
             text.push_str(&format!("  nodes     {} Ready: {}\n", r.ready.len(), r.ready.join(", ")));
             text.push_str(&format!("  networks  {}\n", r.networks.join(", ")));
+            text.push_str(&format!("  stacks    {}\n", r.stacks.join(", ")));
             serde_json::json!({"ok": true, "changed": r.changed(), "done": r.done, "notes": r.notes,
-                "ready": r.ready, "members": r.members, "networks": r.networks})
+                "ready": r.ready, "members": r.members, "networks": r.networks, "stacks": r.stacks,
+                "config_dir": state.file(imixs::REMOTE_DIR)})
         }
         Some(HandOff::Failed(e)) => {
             text.push_str(&format!(

@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use provision::bundle::render::Templates;
 use provision::handoff::ssh::{Cmd, Connector, Settings, Stream};
 use provision::handoff::swarm::Waits;
-use provision::handoff::{self, Nodes, keys};
+use provision::handoff::{self, Nodes, imixs, keys};
 use provision::params::{InputError, Problem, Where};
 use provision::state::StateDir;
 
@@ -161,7 +162,29 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
         n.manager.public_address,
         n.workers.len()
     ));
-    let report = runtime()?.block_on(handoff::form(n, &a.connector, &Waits::default(), &|m| progress.line(m)))?;
+    // The inventory may name an image every node already holds (the
+    // harness imports one offline: no registry is reachable there); the
+    // example app runs from it.
+    let mut images = imixs::Images::default();
+    if let Some(image) = std::fs::read_to_string(&args.nodes.nodes)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("image").and_then(|i| i.as_str()).map(str::to_string))
+    {
+        images.app = image;
+    }
+    let templates = Templates::load(global.templates.as_deref())?;
+    // No domain is known here: the manager's name stands for it.
+    let stacks = imixs::render(&templates, &n.manager.name, &images)?;
+    let out = match &args.out {
+        Some(d) => Some(d.clone()),
+        None => stack_state(global, ui)?.map(|s| s.file(imixs::REMOTE_DIR)),
+    };
+    if let Some(dir) = &out {
+        imixs::write_local(dir, &stacks)?;
+    }
+    let report =
+        runtime()?.block_on(handoff::form(n, &a.connector, &Waits::default(), &stacks, &|m| progress.line(m)))?;
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
     let mut text = if report.changed() {
@@ -171,13 +194,18 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
     };
     text.push_str(&format!("  nodes     {} Ready: {}\n", report.ready.len(), report.ready.join(", ")));
     text.push_str(&format!("  networks  {}\n", report.networks.join(", ")));
+    text.push_str(&format!("  stacks    {}\n", report.stacks.join(", ")));
+    if let Some(dir) = &out {
+        text.push_str(&format!("  config    {}\n", dir.display()));
+    }
     for note in &report.notes {
         text.push_str(&format!("  note      {note}\n"));
     }
     ui.human(&text);
     ui.json(&serde_json::json!({
         "ok": true, "command": "handoff", "changed": report.changed(), "done": report.done, "notes": report.notes,
-        "ready": report.ready, "members": report.members, "networks": report.networks, "seconds": seconds, "warnings": ui.warnings(),
+        "ready": report.ready, "members": report.members, "networks": report.networks,
+        "stacks": report.stacks, "config_dir": out, "seconds": seconds, "warnings": ui.warnings(),
     }));
     Ok(())
 }

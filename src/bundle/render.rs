@@ -14,6 +14,12 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("nodes/docker.part", include_str!("../../templates/nodes/docker.part")),
     ("nodes/ssh.part", include_str!("../../templates/nodes/ssh.part")),
     ("nodes/signal.sh", include_str!("../../templates/nodes/signal.sh")),
+    (
+        "imixs/management/proxy/docker-compose.yml",
+        include_str!("../../templates/imixs/management/proxy/docker-compose.yml"),
+    ),
+    ("imixs/management/ui/docker-compose.yml", include_str!("../../templates/imixs/management/ui/docker-compose.yml")),
+    ("imixs/apps/hello/docker-compose.yml", include_str!("../../templates/imixs/apps/hello/docker-compose.yml")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,7 @@
 //! observed ([`swarm::plan`]), so a re-run that finds everything in place
 //! does nothing.
 
+pub mod imixs;
 pub mod keys;
 pub mod ssh;
 pub mod swarm;
@@ -60,19 +61,27 @@ pub enum HandoffError {
 }
 
 /// The whole hand-off: connects to the manager and, through it, to every
-/// worker; converges the swarm; disconnects. The live deploy calls this
-/// with the nodes of the stack's outputs.
+/// worker; converges the swarm; deploys the Imixs-Cloud stacks on the
+/// manager (after the swarm and its networks exist); disconnects. The live
+/// deploy calls this with the nodes of the stack's outputs.
 pub async fn form(
     nodes: &Nodes,
     connector: &ssh::Connector,
     waits: &swarm::Waits,
+    stacks: &[imixs::StackFile],
     notice: &dyn Fn(&str),
 ) -> Result<swarm::Report, HandoffError> {
     let workers: Vec<&str> = nodes.workers.iter().map(|w| w.name.as_str()).collect();
     let fleet = ssh::Fleet::connect(connector, nodes, &workers, notice).await?;
-    let report = swarm::converge(&fleet, nodes, waits, notice).await;
+    let result = async {
+        let mut report = swarm::converge(&fleet, nodes, waits, notice).await?;
+        report.done.extend(imixs::deploy(&fleet, &nodes.manager.name, stacks, notice).await?);
+        report.stacks = stacks.iter().map(|s| s.name.clone()).collect();
+        Ok(report)
+    }
+    .await;
     fleet.close().await;
-    report
+    result
 }
 
 /// The manager: reached on its public address, advertised on its private one.

@@ -342,6 +342,9 @@ pub struct Report {
     pub networks: Vec<String>,
     /// The nodes of the list, all Ready.
     pub ready: Vec<String>,
+    /// The Imixs-Cloud stacks of the configuration directory, in the order
+    /// they are deployed (their deployment, when needed, is in `done`).
+    pub stacks: Vec<String>,
 }
 
 impl Report {

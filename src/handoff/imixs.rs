@@ -1,0 +1,169 @@
+//! The Imixs-Cloud configuration directory: `management/` (reverse proxy,
+//! UI) and `apps/` (one example app), each stack a `docker-compose.yml`
+//! rendered from `templates/imixs/`. Written locally (for the operator to
+//! read, change and deploy again) and on the manager under the login
+//! user's `imixs-cloud/`, then deployed in order with
+//! `docker stack deploy --with-registry-auth`. The private registry, the
+//! cache and Redis are not stacks: they run on the manager from its node
+//! config, before the swarm pulls anything, so none is deployed here.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tera::Context;
+
+use super::HandoffError;
+use super::ssh::Cmd;
+use super::swarm::Remote;
+use crate::bundle::render::Templates;
+use crate::state::{self, Mode};
+
+/// Where the directory goes on the manager, relative to the login user's
+/// home (Flatcar's `core` may write there without sudo).
+pub const REMOTE_DIR: &str = "imixs-cloud";
+
+/// The proxy's HTTPS port on the manager: the pull-through cache holds 443.
+pub const PROXY_HTTPS_PORT: u16 = 8443;
+/// The UI's port, one of the two the manager's security group opens to the
+/// operator only.
+pub const UI_PORT: u16 = 8100;
+
+/// The stacks in deployment order: the proxy first (the others register
+/// with it), the UI, then the apps.
+const STACKS: &[(&str, &str)] = &[("proxy", "management/proxy"), ("ui", "management/ui"), ("hello", "apps/hello")];
+
+/// The images the stacks run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Images {
+    pub proxy: String,
+    pub ui: String,
+    pub app: String,
+}
+
+impl Default for Images {
+    fn default() -> Images {
+        // Pinned, so a re-run renders (and deploys) the same thing.
+        Images { proxy: "traefik:v2.11".into(), ui: "portainer/portainer-ce:2.19.4".into(), app: "busybox:1.36".into() }
+    }
+}
+
+/// One stack of the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackFile {
+    pub name: String,
+    /// Its folder in the directory, e.g. `management/proxy`.
+    pub dir: String,
+    pub compose: String,
+}
+
+impl StackFile {
+    pub fn path(&self) -> String {
+        format!("{}/docker-compose.yml", self.dir)
+    }
+}
+
+pub fn render(templates: &Templates, fqdn: &str, images: &Images) -> Result<Vec<StackFile>, HandoffError> {
+    let mut ctx = Context::new();
+    ctx.insert("fqdn", fqdn);
+    ctx.insert("images", images);
+    ctx.insert("proxy_https_port", &PROXY_HTTPS_PORT);
+    ctx.insert("ui_port", &UI_PORT);
+    STACKS
+        .iter()
+        .map(|(name, dir)| {
+            let template = format!("imixs/{dir}/docker-compose.yml");
+            let compose = templates.render(&template, &ctx).map_err(|e| HandoffError::Swarm(e.to_string()))?;
+            serde_saphyr::from_str::<serde_json::Value>(&compose)
+                .map_err(|e| HandoffError::Swarm(format!("rendered {template} is not valid YAML: {e}")))?;
+            Ok(StackFile { name: name.to_string(), dir: dir.to_string(), compose })
+        })
+        .collect()
+}
+
+/// Writes the directory under `dir`; no secret is in it.
+pub fn write_local(dir: &Path, stacks: &[StackFile]) -> Result<Vec<PathBuf>, HandoffError> {
+    stacks
+        .iter()
+        .map(|s| {
+            let path = dir.join(s.path());
+            state::write_file(&path, s.compose.as_bytes(), Mode::Public)?;
+            Ok(path)
+        })
+        .collect()
+}
+
+/// Names are plain words and paths come from [`STACKS`], so quoting is
+/// not needed; this keeps it that way if a name ever comes from outside.
+fn word(s: &str) -> Result<&str, HandoffError> {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) && !s.contains("..") {
+        Ok(s)
+    } else {
+        Err(HandoffError::Swarm(format!("`{s}` is not a usable stack name or path")))
+    }
+}
+
+/// Writes each stack's file on the manager and deploys it, in order. A
+/// stack whose file on the manager is already this one and that is
+/// deployed is left alone, so a re-run does nothing. Returns the steps done.
+pub async fn deploy<R: Remote>(
+    r: &R,
+    manager: &str,
+    stacks: &[StackFile],
+    notice: &dyn Fn(&str),
+) -> Result<Vec<String>, HandoffError> {
+    let must = |cmd: Cmd| async move { r.run(manager, &cmd).await?.check(manager, &cmd) };
+    let deployed = must(Cmd::new("docker stack ls --format '{{.Name}}'")).await?;
+    let deployed: Vec<&str> = deployed.stdout.lines().map(str::trim).collect();
+    let mut done = Vec::new();
+    for s in stacks {
+        let file = format!("{REMOTE_DIR}/{}", word(&s.path())?);
+        let name = word(&s.name)?;
+        let current = r.run(manager, &Cmd::new(format!("cat {file}"))).await?;
+        if current.ok() && current.stdout == s.compose && deployed.contains(&name) {
+            continue;
+        }
+        notice(&format!("deploying stack {name} from {file}"));
+        must(Cmd::new(format!("mkdir -p {REMOTE_DIR}/{} && cat > {file}", word(&s.dir)?)).stdin(s.compose.clone()))
+            .await?;
+        must(Cmd::new(format!("docker stack deploy --with-registry-auth -c {file} {name}"))).await?;
+        done.push(format!("deploy stack {name} ({})", s.path()));
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_directory_renders_in_order_with_the_ports_that_do_not_clash() {
+        let t = Templates::load(None).unwrap();
+        let images = Images { app: "local/busybox:latest".into(), ..Images::default() };
+        let stacks = render(&t, "myhost.example.com", &images).unwrap();
+        let names: Vec<&str> = stacks.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["proxy", "ui", "hello"]);
+        let proxy: serde_json::Value = serde_saphyr::from_str(&stacks[0].compose).unwrap();
+        let ports = &proxy["services"]["traefik"]["ports"];
+        let published: Vec<u64> = ports.as_array().unwrap().iter().map(|p| p["published"].as_u64().unwrap()).collect();
+        assert_eq!(published, [80, u64::from(PROXY_HTTPS_PORT)]);
+        assert!(!published.contains(&u64::from(crate::bundle::CACHE_PORT)), "443 is the cache's");
+        for s in &stacks {
+            let v: serde_json::Value = serde_saphyr::from_str(&s.compose).unwrap();
+            assert_eq!(v["networks"]["imixs-proxy-net"]["external"], true, "{}", s.name);
+            for (_, svc) in v["services"].as_object().unwrap() {
+                assert_eq!(svc["deploy"]["endpoint_mode"], "dnsrr", "{}", s.name);
+            }
+        }
+        assert!(stacks[2].compose.contains("image: local/busybox:latest"));
+        assert!(stacks[2].compose.contains("Host(`hello.myhost.example.com`)"));
+        let ui: serde_json::Value = serde_saphyr::from_str(&stacks[1].compose).unwrap();
+        assert_eq!(ui["services"]["portainer"]["ports"][0]["published"], u64::from(UI_PORT));
+    }
+
+    #[test]
+    fn odd_names_are_refused() {
+        assert!(word("management/proxy").is_ok());
+        assert!(word("../etc").is_err());
+        assert!(word("a; rm -rf /").is_err());
+    }
+}
