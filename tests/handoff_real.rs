@@ -15,7 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use provision::handoff::keys;
@@ -289,6 +289,58 @@ fn handoff_forms_the_swarm_and_a_rerun_changes_nothing() {
     // The manager advertises its private address, the only one workers have.
     let addr = on(h, "manager", &["docker", "info", "--format", "'{{.Swarm.NodeAddr}}'"]);
     assert_eq!(addr.trim(), "10.251.0.10");
+
+    // The Imixs-Cloud stacks, deployed in order after the swarm, and the
+    // directory written locally and on the manager.
+    let deployed: Vec<&String> = steps.iter().filter(|s| s.starts_with("deploy stack ")).collect();
+    assert_eq!(
+        deployed,
+        [
+            "deploy stack proxy (management/proxy/docker-compose.yml)",
+            "deploy stack ui (management/ui/docker-compose.yml)",
+            "deploy stack hello (apps/hello/docker-compose.yml)"
+        ],
+        "{steps:?}"
+    );
+    assert_eq!(v["stacks"], json!(["proxy", "ui", "hello"]));
+    let local = state(h).file("imixs-cloud/apps/hello/docker-compose.yml");
+    let compose = std::fs::read_to_string(&local).unwrap();
+    assert_eq!(on(h, "manager", &["cat", "imixs-cloud/apps/hello/docker-compose.yml"]), compose);
+    let stacks = on(h, "manager", &["docker", "stack", "ls", "--format", "'{{.Name}}'"]);
+    assert_eq!(stacks.lines().collect::<Vec<_>>(), ["hello", "proxy", "ui"]);
+    // The example app runs from the image the harness imported offline (no
+    // registry is reachable) and answers on the overlay network.
+    let image = serde_json::from_str::<Value>(&std::fs::read_to_string(inventory()).unwrap()).unwrap()["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(compose.contains(&format!("image: {image}")), "{compose}");
+    let t = Instant::now();
+    let running = loop {
+        let ps = on(h, "manager", &["docker", "service", "ps", "hello_web", "--format", "'{{.CurrentState}}'"]);
+        if ps.lines().next().is_some_and(|l| l.starts_with("Running")) || t.elapsed() > Duration::from_secs(90) {
+            break ps;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert!(running.starts_with("Running"), "hello_web: {running}");
+    eprintln!("hello_web Running {:.1} s after the hand-off", t.elapsed().as_secs_f64());
+    let page = on(
+        h,
+        "manager",
+        &[
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "imixs-proxy-net",
+            &image,
+            "wget",
+            "-qO-",
+            "http://tasks.hello_web:8080/",
+        ],
+    );
+    assert!(!page.trim().is_empty(), "hello answered nothing");
 
     let (v, again) = handoff(h);
     assert_eq!(v["changed"], false, "{v}");
