@@ -9,9 +9,8 @@ use anyhow::{Context, Result, anyhow};
 
 use provision::bundle::render::Templates;
 use provision::bundle::{self, FloatingIp};
-use provision::handoff::ssh::{Connector, Settings};
-use provision::handoff::swarm::Waits;
-use provision::handoff::{self, imixs, keys};
+use provision::handoff::ssh::Settings;
+use provision::handoff::{self, imixs};
 use provision::params::Params;
 use provision::params::{InputError, Problem, Where, credentials};
 use provision::stack::{self, Cloud, Outcome, StackError, api};
@@ -181,17 +180,13 @@ async fn hand_off(
         let dir = state.file(imixs::REMOTE_DIR);
         imixs::write_local(&dir, &stacks)?;
         progress.line(&format!("Imixs-Cloud configuration directory: {}", dir.display()));
-        let pins = keys::stack_pins(state, &nodes)?;
-        let client = keys::client_key_path(state);
-        let key = keys::load_client(&client)?;
-        let connector = Connector::new(&nodes, key, &client.display().to_string(), pins, Settings::default());
         progress.line(&format!(
             "hand-off: manager {} at {}, {} workers behind it",
             nodes.manager.name,
             nodes.manager.public_address,
             nodes.workers.len()
         ));
-        handoff::form(&nodes, &connector, &Waits::default(), &stacks, &|m| progress.line(m)).await
+        handoff::for_stack(state, &nodes, &stacks, Settings::default(), &|m| progress.line(m)).await
     };
     match run.await {
         Ok(r) => HandOff::Formed(Box::new(r)),

@@ -458,3 +458,67 @@ fn input_problems_exit_2_before_any_connection() {
     assert!(stderr(&o).contains("readable by others"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("PRIVATE KEY"));
 }
+
+/// The keys the bundle puts in a stack's node configs (the manager's own,
+/// one shared by the workers, the client key authorized) reach real sshd:
+/// nodes made with them, the hand-off of the live deploy
+/// (`handoff::for_stack`, pins from the stack's state directory) forms the
+/// swarm through the manager; a worker with a key of its own is refused.
+#[test]
+fn the_keys_of_a_stacks_node_configs_reach_real_nodes() {
+    needs_root!();
+    let (_turn, _h) = harness(2);
+    let down = || {
+        let o = std::process::Command::new(nodes_script()).arg("down").output().unwrap();
+        assert!(o.status.success(), "nodes down: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    // The nodes of the shared harness keep their keys while they run.
+    down();
+    let root = tempfile::tempdir().unwrap();
+    let s = StateDir::open(root.path(), "keystack").unwrap();
+    keys::stack_keys(&s, "manager").unwrap();
+    let served = root.path().join("served");
+    let put = |node: &str, key: &str| {
+        let d = served.join(node);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(s.file(key), d.join(keys::HOST_KEY_FILE)).unwrap();
+        std::fs::copy(s.file(&format!("{key}.pub")), d.join(format!("{}.pub", keys::HOST_KEY_FILE))).unwrap();
+    };
+    let up = |impostor: Option<&str>| {
+        put("manager", &keys::host_key_name("manager"));
+        for w in ["worker-1", "worker-2"] {
+            put(w, keys::WORKER_HOST_KEY);
+        }
+        if let Some(w) = impostor {
+            let own = keys::generate("a key of its own").unwrap();
+            let d = served.join(w);
+            std::fs::write(d.join(format!("{}.pub", keys::HOST_KEY_FILE)), own.public_key().to_openssh().unwrap())
+                .unwrap();
+            let private = own.to_openssh(russh::keys::ssh_key::LineEnding::LF).unwrap();
+            std::fs::write(d.join(keys::HOST_KEY_FILE), private.as_bytes()).unwrap();
+        }
+        let o = std::process::Command::new(nodes_script())
+            .args(["up", "2", "--host-keys"])
+            .arg(&served)
+            .arg("--authorized-key")
+            .arg(s.file(&format!("{}.pub", keys::CLIENT_KEY)))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "nodes up: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let form = || {
+        let nodes = provision::handoff::Nodes::from_inventory_file(&inventory()).unwrap();
+        let settings = provision::handoff::ssh::Settings { attempts: 3, ..Default::default() };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(provision::handoff::for_stack(&s, &nodes, &[], settings, &|m| eprintln!("{m}")))
+    };
+    up(None);
+    let report = form().unwrap();
+    assert_eq!(report.ready, ["manager", "worker-1", "worker-2"], "{report:?}");
+    down();
+    up(Some("worker-2"));
+    let e = form().unwrap_err().to_string();
+    assert!(e.contains("host key of worker-2") && e.contains("does not match"), "{e}");
+    // Back to the shared harness's own keys for the other tests.
+    down();
+}

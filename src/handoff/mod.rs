@@ -84,6 +84,23 @@ pub async fn form(
     result
 }
 
+/// The hand-off of a stack provision made: the pins (the manager's own
+/// host key, the workers' shared one) and the client key come from the
+/// stack's state directory, where the bundle made them for the node configs.
+pub async fn for_stack(
+    state: &crate::state::StateDir,
+    nodes: &Nodes,
+    stacks: &[imixs::StackFile],
+    settings: ssh::Settings,
+    notice: &dyn Fn(&str),
+) -> Result<swarm::Report, HandoffError> {
+    let pins = keys::stack_pins(state, nodes)?;
+    let client = keys::client_key_path(state);
+    let key = keys::load_client(&client)?;
+    let connector = ssh::Connector::new(nodes, key, &client.display().to_string(), pins, settings);
+    form(nodes, &connector, &swarm::Waits::default(), stacks, notice).await
+}
+
 /// The manager: reached on its public address, advertised on its private one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manager {
