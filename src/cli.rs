@@ -189,18 +189,24 @@ directory are kept, so a stack made again with the same name trusts the
 same CA.")]
     Destroy(DestroyArgs),
 
-    /// Run a command on a node over SSH, on the pinned path: the manager on
-    /// its public address, a worker through the manager.
+    /// Open a shell on a node, or run a command there, over SSH on the
+    /// pinned path: the manager on its public address, a worker through
+    /// the manager.
     #[command(after_help = "\
 Examples:
-  provision ssh --name mystack --nodes inventory.json manager -- docker node ls
-  provision ssh --name mystack --nodes inventory.json worker-2 -- docker info --format '{{.Name}}'
-  provision ssh --nodes inventory.json --host-keys keys/ --identity id_ed25519 -- uptime
+  provision ssh --env env_params.yml                        # a shell on the manager
+  provision ssh --env env_params.yml imixs-worker-1 -- docker info --format '{{.Name}}'
+  provision ssh --name mystack -- docker node ls            # credentials from clouds.yaml / OS_*
+  echo 'docker ps; uptime' | provision ssh --name mystack   # no terminal: the shell reads stdin
+  provision ssh --nodes inventory.json --host-keys keys/ --identity id_ed25519 worker-2 -- uptime
 
-A node is accepted only if it shows the host key pinned for it (ssh/host/NODE/
-in the stack's state directory, or --host-keys DIR); there is no first-use
-trust. The words after `--` are joined with spaces and run by the node's shell,
-as ssh does. The exit status is the command's.")]
+The nodes come from the stack's outputs (Heat), or from --nodes FILE. A node is
+accepted only if it shows the host key pinned for it (the keys the bundle put
+in the node configs, in the stack's state directory; or --host-keys DIR); there
+is no first-use trust. The words after `--` are joined with spaces and run by
+the node's shell, as ssh does. Without them: on a terminal, an interactive
+shell with a pty; otherwise the shell reads standard input. The exit status is
+the command's (or the shell's).")]
     Ssh(SshArgs),
 
     /// Form the Docker Swarm on the nodes over SSH, or find it formed:
@@ -208,12 +214,14 @@ as ssh does. The exit status is the command's.")]
     /// nodes that are gone removed.
     #[command(after_help = "\
 Examples:
-  provision handoff --name mystack --nodes inventory.json
+  provision handoff --env env_params.yml        # the stack's nodes, from its outputs
   provision handoff --state-dir /tmp/s --name harness --nodes /tmp/provision-nodes/inventory.json --output json
 
-Idempotent: a re-run that finds the swarm formed changes nothing and says so;
-after a scale-up only the new workers join; a node that is Down and no longer
-in the node list is removed. Workers are handled at most 6 at a time.")]
+`provision --env` does this itself once the stack is complete; this command
+runs it again alone (after a hand-off that failed, say). Idempotent: a re-run
+that finds the swarm formed changes nothing and says so; after a scale-up only
+the new workers join; a node that is Down and no longer in the node list is
+removed.")]
     Handoff(HandoffArgs),
 
     /// List the parameters an environment file may set.
@@ -290,9 +298,9 @@ pub struct RenderArgs {
 #[derive(Debug, Args)]
 pub struct NodesArgs {
     /// The nodes, from an inventory file (the `inventory.json` of
-    /// dev/nodes); needed until the stack's own nodes carry pinned host keys.
+    /// dev/nodes) [default: the stack's outputs, read from Heat].
     #[arg(long, value_name = "FILE")]
-    pub nodes: PathBuf,
+    pub nodes: Option<PathBuf>,
 
     /// Folder of the pinned host keys, NODE/ssh_host_ed25519_key.pub
     /// [default: ssh/host in the stack's state directory].

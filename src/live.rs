@@ -458,6 +458,58 @@ pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
     }
 }
 
+/// The nodes of an existing stack, read from its outputs, for the commands
+/// that reach them without an inventory (`provision ssh`, `provision
+/// handoff`).
+pub struct StackNodes {
+    pub name: String,
+    pub nodes: handoff::Nodes,
+    /// `hostname.domain`, the registry's name.
+    pub fqdn: String,
+}
+
+/// Asks Heat for the stack's outputs. `check` runs on what was read
+/// locally (the stack's state directory) before anything is sent, so bad
+/// input still makes no request.
+pub fn stack_nodes(global: &Global, ui: &mut Ui, check: impl FnOnce(&StateDir) -> Result<()>) -> Result<StackNodes> {
+    let (name, given, hostname) = if global.env.is_empty() {
+        let (name, given) = load_for_name(global, ui)?;
+        (name, given, None)
+    } else {
+        let loaded = load(global, ui)?;
+        (loaded.stack_name, loaded.credentials, Some((loaded.params.hostname.clone(), loaded.params.fqdn())))
+    };
+    let creds = need_credentials(&given)?;
+    check(&state_dir(global, &name)?)?;
+    let progress = Progress::new();
+    let outcome = runtime()?.block_on(async {
+        let cloud = connect(&creds, &progress).await?;
+        let Some((stack_ref, shown)) = stack::find(&cloud, &name).await? else {
+            return Ok::<_, anyhow::Error>(None);
+        };
+        let follow = stack::events::Follow::new(stack_ref.clone(), None);
+        Ok(Some(stack::outcome(&cloud, stack_ref, "SHOW", &shown, &follow).await?))
+    })?;
+    progress.finish();
+    let o = outcome.ok_or_else(|| anyhow!("no stack named {name}; make it first: {}", again(global, "")))?;
+    if !o.ok {
+        return Err(anyhow!("stack {name} is {}; its nodes are reached once it is complete", o.status));
+    }
+    // The template's outputs name the manager and the registry; env files,
+    // when given, say the same (a stack made by an older template lacks
+    // `manager_name`).
+    let output = |k: &str| o.outputs.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let manager = output("manager_name").or_else(|| hostname.as_ref().map(|h| h.0.clone())).ok_or_else(|| {
+        anyhow!("stack {name} has no output `manager_name`; give the environment files (--env) to name the manager")
+    })?;
+    let fqdn = output("registry")
+        .and_then(|r| r.strip_suffix(":5000").map(str::to_string))
+        .or_else(|| hostname.map(|h| h.1))
+        .unwrap_or_else(|| manager.clone());
+    let nodes = handoff::Nodes::from_outputs(&manager, &o.outputs)?;
+    Ok(StackNodes { name, nodes, fqdn })
+}
+
 /// Commands that need only the stack's name and credentials: `--name`
 /// alone will do, without environment files, when the credentials come
 /// from clouds.yaml or OS_* variables.

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod live;
 mod nodes;
+mod terminal;
 mod ui;
 
 use std::process::ExitCode;

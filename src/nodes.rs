@@ -55,10 +55,16 @@ fn stack_state(global: &Global, ui: &mut Ui) -> Result<Option<StateDir>> {
 struct Access {
     nodes: Nodes,
     connector: Connector,
+    /// `hostname.domain` when the nodes are a stack's.
+    fqdn: Option<String>,
+    /// Where the node list came from, for errors about a node name.
+    source: PathBuf,
 }
 
 fn access(global: &Global, args: &NodesArgs, ui: &mut Ui) -> Result<Access> {
-    let nodes = Nodes::from_inventory_file(&args.nodes).map_err(|e| input(&args.nodes, e.to_string(), None))?;
+    let settings = Settings { attempts: args.ssh_attempts, ..Settings::default() };
+    let Some(inventory) = &args.nodes else { return stack_access(global, args, ui, settings) };
+    let nodes = Nodes::from_inventory_file(inventory).map_err(|e| input(inventory, e.to_string(), None))?;
     let state = if args.host_keys.is_none() || args.identity.is_none() { stack_state(global, ui)? } else { None };
     let no_stack = "give --name STACK (its state directory holds the keys), or --host-keys DIR and --identity FILE";
 
@@ -79,34 +85,74 @@ fn access(global: &Global, args: &NodesArgs, ui: &mut Ui) -> Result<Access> {
         },
     };
     let key = keys::load_client(&identity).map_err(|e| input(&identity, e.to_string(), None))?;
-    let settings = Settings { attempts: args.ssh_attempts, ..Settings::default() };
     let connector = Connector::new(&nodes, key, &identity.display().to_string(), pins, settings);
-    Ok(Access { nodes, connector })
+    Ok(Access { nodes, connector, fqdn: None, source: inventory.clone() })
 }
 
-/// `provision ssh [NODE] -- COMMAND`: the command's output as it comes, and
-/// its exit status.
+/// The stack's own nodes: the list from Heat's outputs, the pins and the
+/// client key from the state directory where the bundle made them. The
+/// keys are read before Heat is asked, so a missing key makes no request.
+fn stack_access(global: &Global, args: &NodesArgs, ui: &mut Ui, settings: Settings) -> Result<Access> {
+    let mut key = None;
+    let mut identity = PathBuf::new();
+    let mut state = None;
+    let found = crate::live::stack_nodes(global, ui, |s| {
+        identity = args.identity.clone().unwrap_or_else(|| keys::client_key_path(s));
+        key = Some(keys::load_client(&identity).map_err(|e| {
+            input(
+                &identity,
+                e.to_string(),
+                Some("the keys are made when provision renders the stack; is --state-dir the one it was made with?"),
+            )
+        })?);
+        state = Some(s.clone());
+        Ok(())
+    })?;
+    let (Some(key), Some(state)) = (key, state) else { unreachable!("stack_nodes runs the check first") };
+    let nodes = found.nodes;
+    let pins = match &args.host_keys {
+        Some(d) => keys::load_pins(d, &nodes.names()).map_err(|e| input(d, e.to_string(), None))?,
+        None => keys::stack_pins(&state, &nodes)?,
+    };
+    let connector = Connector::new(&nodes, key, &identity.display().to_string(), pins, settings);
+    Ok(Access { nodes, connector, fqdn: Some(found.fqdn), source: PathBuf::from(format!("stack {}", found.name)) })
+}
+
+/// `provision ssh [NODE] [-- COMMAND]`: the command's output as it comes,
+/// or a shell; the exit status of either.
 pub fn ssh(global: &Global, args: &SshArgs, ui: &mut Ui) -> Result<()> {
+    if args.command.is_empty() && ui.json {
+        return Err(input(
+            Path::new("--output"),
+            "a shell has no JSON output",
+            Some("give the command to run after `--`, e.g. provision ssh --output json -- docker node ls"),
+        ));
+    }
     let a = access(global, &args.nodes, ui)?;
     let node = args.node.clone().unwrap_or_else(|| a.nodes.manager.name.clone());
     if !a.nodes.has(&node) {
         return Err(input(
-            &args.nodes.nodes,
+            &a.source,
             format!("no node named `{node}`"),
             Some(&format!("the nodes are: {}", a.nodes.names().join(", "))),
         ));
     }
-    if args.command.is_empty() {
-        return Err(input(
-            Path::new("COMMAND"),
-            "no command given; an interactive shell is not supported yet",
-            Some(&format!("for example: provision ssh {node} -- docker node ls")),
-        ));
-    }
-    let cmd = Cmd::new(args.command.join(" "));
+    let shell = args.command.is_empty();
+    let cmd = Cmd::new(if shell { "a shell".to_string() } else { args.command.join(" ") });
     let json = ui.json;
     let notice = |m: &str| eprintln!("note: {m}");
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut sink = |s: Stream, data: &[u8]| match (s, json) {
+        (Stream::Stdout, false) => {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(data).and_then(|_| o.flush());
+        }
+        (Stream::Stderr, false) => {
+            let _ = std::io::stderr().lock().write_all(data);
+        }
+        (Stream::Stdout, true) => stdout.extend_from_slice(data),
+        (Stream::Stderr, true) => stderr.extend_from_slice(data),
+    };
     let status = runtime()?.block_on(async {
         let manager = a.connector.manager(&a.nodes.manager, &notice).await?;
         // The worker's connection runs inside the manager's: both stay open
@@ -116,19 +162,16 @@ pub fn ssh(global: &Global, args: &SshArgs, ui: &mut Ui) -> Result<()> {
             None => None,
         };
         let link = worker.as_ref().unwrap_or(&manager);
-        let status = link
-            .stream(&cmd, |s, data| match (s, json) {
-                (Stream::Stdout, false) => {
-                    let mut o = std::io::stdout().lock();
-                    let _ = o.write_all(data).and_then(|_| o.flush());
-                }
-                (Stream::Stderr, false) => {
-                    let _ = std::io::stderr().lock().write_all(data);
-                }
-                (Stream::Stdout, true) => stdout.extend_from_slice(data),
-                (Stream::Stderr, true) => stderr.extend_from_slice(data),
-            })
-            .await?;
+        let status = if shell {
+            let terminal = crate::terminal::terminal();
+            // Raw only once connected: the waiting notices above print as usual.
+            let raw = terminal.as_ref().and_then(|_| crate::terminal::RawMode::enter());
+            let status = link.shell(terminal.as_ref(), crate::terminal::input(terminal.is_some()), &mut sink).await;
+            drop(raw);
+            status?
+        } else {
+            link.stream(&cmd, &mut sink).await?
+        };
         if let Some(w) = worker {
             w.close().await;
         }
@@ -166,16 +209,19 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
     // harness imports one offline: no registry is reachable there); the
     // example app runs from it.
     let mut images = imixs::Images::default();
-    if let Some(image) = std::fs::read_to_string(&args.nodes.nodes)
-        .ok()
+    if let Some(image) = args
+        .nodes
+        .nodes
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v.get("image").and_then(|i| i.as_str()).map(str::to_string))
     {
         images.app = image;
     }
     let templates = Templates::load(global.templates.as_deref())?;
-    // No domain is known here: the manager's name stands for it.
-    let stacks = imixs::render(&templates, &n.manager.name, &images)?;
+    // From an inventory no domain is known: the manager's name stands for it.
+    let stacks = imixs::render(&templates, a.fqdn.as_deref().unwrap_or(&n.manager.name), &images)?;
     let out = match &args.out {
         Some(d) => Some(d.clone()),
         None => stack_state(global, ui)?.map(|s| s.file(imixs::REMOTE_DIR)),

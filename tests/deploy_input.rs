@@ -111,3 +111,21 @@ fn an_unreachable_keystone_is_one_clear_line_without_the_password() {
     assert!(!stderr.contains("s3cret-pw"), "the password leaked: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
 }
+
+#[test]
+fn ssh_to_a_stack_without_its_keys_is_refused_before_asking_heat() {
+    let cloud = Listener::new();
+    let state = tempfile::tempdir().unwrap();
+    let out = provision(&cloud, state.path()).args(["--name", "nokeys", "ssh", "--", "true"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("client_ed25519"), "names the missing key: {stderr}");
+    assert!(stderr.contains("--state-dir"), "says what to check: {stderr}");
+    assert!(!cloud.knocked(), "Heat was asked although the keys are missing");
+
+    // A shell cannot be reported as JSON: refused before anything else.
+    let out = provision(&cloud, state.path()).args(["--name", "x", "ssh", "--output", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a shell has no JSON output"));
+    assert!(!cloud.knocked());
+}

@@ -207,6 +207,64 @@ fn ssh_runs_commands_on_the_manager_and_on_a_worker_through_it() {
     assert!(stderr(&o).contains("no node named `worker-9`"), "{}", stderr(&o));
 }
 
+/// Without a command: a shell. Standard input that is not a terminal is
+/// its script; on a terminal (here a pty made by util-linux `script`) the
+/// node gives the shell a pty of its own, sized like the operator's.
+#[test]
+fn ssh_without_a_command_opens_a_shell_on_the_node() {
+    needs_root!();
+    let (_turn, h) = harness(2);
+    let inv = inventory();
+    let bin = assert_cmd::cargo::cargo_bin("provision");
+    let base = |node: &str| {
+        let mut c = Command::new(&bin);
+        c.arg("--state-dir").arg(&h.root).args(["--name", STACK, "ssh", "--nodes", inv.to_str().unwrap(), node]);
+        c
+    };
+
+    // A script on stdin, through the jump; the shell's exit status is ours.
+    let o = base("worker-2").write_stdin("hostname\ntty || echo no-tty\nexit 4\n").output().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "worker-2\nnot a tty\nno-tty\n", "{}", stderr(&o));
+
+    // JSON and a shell do not go together: bad input, nothing connects.
+    let o = base("manager").args(["--output", "json"]).write_stdin("true\n").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a shell has no JSON output"), "{}", stderr(&o));
+
+    // An interactive session: provision's stdin is a terminal of 100x30.
+    let line = format!(
+        "stty cols 100 rows 30; {} --state-dir {} --name {STACK} ssh --nodes {} manager",
+        bin.display(),
+        h.root.display(),
+        inv.display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            let mut i = c.stdin.take().unwrap();
+            // One line at a time, after the prompt had time to come.
+            for l in ["tty | sed s/^/TTY=/\n", "stty size | sed s/^/SIZE=/\n", "echo TERM=$TERM\n", "exit 5\n"] {
+                std::thread::sleep(Duration::from_millis(700));
+                i.write_all(l.as_bytes())?;
+            }
+            drop(i);
+            c.wait_with_output()
+        })
+        .unwrap();
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(5), "{out}\n{}", stderr(&o));
+    assert!(out.contains("TTY=/dev/pts/"), "{out}");
+    assert!(out.contains("SIZE=30 100"), "{out}");
+    assert!(out.contains("TERM=xterm"), "{out}");
+}
+
 /// Keys as provision pins them, but `impostor` pinned to a key of its own.
 fn pins_with_one_wrong(h: &Harness, workers: usize, impostor: &str) -> (tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().unwrap();

@@ -206,9 +206,67 @@ impl Link {
         })?
     }
 
+    /// A login shell, open until it exits. With a [`Terminal`] the node
+    /// gives it a pty of that size (an interactive session); without one
+    /// the shell reads `input` as a script, as `ssh node < script` does.
+    /// No command timeout: the operator decides when it ends.
+    pub async fn shell(
+        &self,
+        terminal: Option<&Terminal>,
+        mut input: tokio::sync::mpsc::Receiver<Input>,
+        mut sink: impl FnMut(Stream, &[u8]),
+    ) -> Result<Option<u32>, HandoffError> {
+        let ssh_err =
+            |e: russh::Error| HandoffError::Ssh { node: self.node.clone(), message: format!("shell: {e}") };
+        let mut ch = self.handle.channel_open_session().await.map_err(ssh_err)?;
+        if let Some(t) = terminal {
+            ch.request_pty(true, &t.term, t.cols, t.rows, 0, 0, &[]).await.map_err(ssh_err)?;
+        }
+        ch.request_shell(true).await.map_err(ssh_err)?;
+        let mut status = None;
+        let mut input_open = true;
+        loop {
+            tokio::select! {
+                msg = ch.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => sink(Stream::Stdout, &data),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => sink(Stream::Stderr, &data),
+                    Some(ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
+                    Some(ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                },
+                got = input.recv(), if input_open => match got {
+                    Some(Input::Data(d)) => ch.data(&d[..]).await.map_err(ssh_err)?,
+                    Some(Input::Resize { cols, rows }) => ch.window_change(cols, rows, 0, 0).await.map_err(ssh_err)?,
+                    Some(Input::Eof) | None => {
+                        input_open = false;
+                        ch.eof().await.map_err(ssh_err)?;
+                    }
+                },
+            }
+        }
+        Ok(status)
+    }
+
     pub async fn close(self) {
         let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
     }
+}
+
+/// The operator's terminal, for an interactive shell's pty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terminal {
+    /// `TERM`, so the node's programs draw for the right terminal.
+    pub term: String,
+    pub cols: u32,
+    pub rows: u32,
+}
+
+/// What flows from the operator into a shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Data(Vec<u8>),
+    Resize { cols: u32, rows: u32 },
+    Eof,
 }
 
 /// What one attempt to connect gave.
@@ -396,9 +454,12 @@ pub struct Fleet {
     workers: std::collections::BTreeMap<String, Link>,
 }
 
-/// Most connections opened through the manager at once: its sshd, like a
-/// default OpenSSH, drops unauthenticated connections beyond 10.
-pub const CONCURRENCY: usize = 6;
+/// Most workers handled at once. Each worker's handshake runs in a channel
+/// of the one connection to the manager, so the manager's sshd never sees
+/// more than that connection (its MaxStartups, 10 by default, does not
+/// apply as it does to `ssh -J`); each worker's sshd sees one. The bound
+/// keeps a large stack from opening hundreds of channels and joins at once.
+pub const CONCURRENCY: usize = 24;
 
 impl Fleet {
     /// Connects to the manager, then to `workers` through it, at most
