@@ -1,7 +1,8 @@
 //! The commands that work on the nodes over SSH: `provision ssh` and
-//! `provision handoff`. Each reads its input fully first (the node list,
-//! the pinned host keys, the client key; a problem there exits 2 before any
-//! connection), then connects.
+//! `provision handoff`. The nodes are the stack's (from Heat's outputs) or
+//! an inventory file's (`--nodes`). Each reads its local input fully first
+//! (the inventory, the pinned host keys, the client key; a problem there
+//! exits 2 before any request or connection), then connects.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,8 @@ struct Access {
     fqdn: Option<String>,
     /// Where the node list came from, for errors about a node name.
     source: PathBuf,
+    /// The stack's state directory, when the nodes are a stack's.
+    state: Option<StateDir>,
 }
 
 fn access(global: &Global, args: &NodesArgs, ui: &mut Ui) -> Result<Access> {
@@ -86,7 +89,7 @@ fn access(global: &Global, args: &NodesArgs, ui: &mut Ui) -> Result<Access> {
     };
     let key = keys::load_client(&identity).map_err(|e| input(&identity, e.to_string(), None))?;
     let connector = Connector::new(&nodes, key, &identity.display().to_string(), pins, settings);
-    Ok(Access { nodes, connector, fqdn: None, source: inventory.clone() })
+    Ok(Access { nodes, connector, fqdn: None, source: inventory.clone(), state: None })
 }
 
 /// The stack's own nodes: the list from Heat's outputs, the pins and the
@@ -115,7 +118,13 @@ fn stack_access(global: &Global, args: &NodesArgs, ui: &mut Ui, settings: Settin
         None => keys::stack_pins(&state, &nodes)?,
     };
     let connector = Connector::new(&nodes, key, &identity.display().to_string(), pins, settings);
-    Ok(Access { nodes, connector, fqdn: Some(found.fqdn), source: PathBuf::from(format!("stack {}", found.name)) })
+    Ok(Access {
+        nodes,
+        connector,
+        fqdn: Some(found.fqdn),
+        source: PathBuf::from(format!("stack {}", found.name)),
+        state: Some(state),
+    })
 }
 
 /// `provision ssh [NODE] [-- COMMAND]`: the command's output as it comes,
@@ -224,7 +233,10 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
     let stacks = imixs::render(&templates, a.fqdn.as_deref().unwrap_or(&n.manager.name), &images)?;
     let out = match &args.out {
         Some(d) => Some(d.clone()),
-        None => stack_state(global, ui)?.map(|s| s.file(imixs::REMOTE_DIR)),
+        None => match &a.state {
+            Some(s) => Some(s.file(imixs::REMOTE_DIR)),
+            None => stack_state(global, ui)?.map(|s| s.file(imixs::REMOTE_DIR)),
+        },
     };
     if let Some(dir) = &out {
         imixs::write_local(dir, &stacks)?;
