@@ -216,8 +216,7 @@ impl Link {
         mut input: tokio::sync::mpsc::Receiver<Input>,
         mut sink: impl FnMut(Stream, &[u8]),
     ) -> Result<Option<u32>, HandoffError> {
-        let ssh_err =
-            |e: russh::Error| HandoffError::Ssh { node: self.node.clone(), message: format!("shell: {e}") };
+        let ssh_err = |e: russh::Error| HandoffError::Ssh { node: self.node.clone(), message: format!("shell: {e}") };
         let mut ch = self.handle.channel_open_session().await.map_err(ssh_err)?;
         if let Some(t) = terminal {
             ch.request_pty(true, &t.term, t.cols, t.rows, 0, 0, &[]).await.map_err(ssh_err)?;
