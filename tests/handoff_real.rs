@@ -342,8 +342,11 @@ fn handoff_forms_the_swarm_and_a_rerun_changes_nothing() {
     assert_eq!(node_ls(h), all_ready(&node_names(2)));
     let nets = on(h, "manager", &["docker", "network", "ls", "--filter", "driver=overlay", "--format", "'{{.Name}}'"]);
     assert!(nets.lines().any(|l| l == "imixs-proxy-net"), "{nets}");
+    let labels = on(h, "manager", &["docker", "node", "inspect", "manager", "--format", "'{{json .Spec.Labels}}'"]);
+    assert_eq!(labels.trim(), r#"{"provision.registry":"true","provision.role":"manager"}"#);
+    // Workers are told apart by Swarm's own node.role: no label of ours.
     let labels = on(h, "manager", &["docker", "node", "inspect", "worker-2", "--format", "'{{json .Spec.Labels}}'"]);
-    assert_eq!(labels.trim(), r#"{"provision.role":"worker"}"#);
+    assert_eq!(labels.trim(), "{}");
     // The manager advertises its private address, the only one workers have.
     let addr = on(h, "manager", &["docker", "info", "--format", "'{{.Swarm.NodeAddr}}'"]);
     assert_eq!(addr.trim(), "10.251.0.10");
@@ -424,7 +427,7 @@ fn scale_up_joins_only_the_new_worker_and_scale_down_removes_the_gone() {
 
     let (turn, h) = harness(3);
     let (v, secs) = handoff(h);
-    assert_eq!(done(&v), ["join worker-3", "label worker-3: provision.role=worker"], "{v}");
+    assert_eq!(done(&v), ["join worker-3"], "{v}");
     assert_eq!(node_ls(h), all_ready(&node_names(3)));
     eprintln!("scale up 2 -> 3 in {secs:.1} s");
     drop(turn);

@@ -157,6 +157,24 @@ impl Link {
         &self.node
     }
 
+    /// A new session channel. sshd refuses one beyond its MaxSessions (10
+    /// by default) per connection, and frees a finished one a moment after
+    /// its exit status: a refusal is tried again, briefly.
+    async fn session(&self) -> Result<russh::Channel<client::Msg>, russh::Error> {
+        let mut wait = Duration::from_millis(50);
+        for _ in 0..6 {
+            match self.handle.channel_open_session().await {
+                Err(russh::Error::ChannelOpenFailure(why)) => {
+                    tracing::debug!(node = %self.node, ?why, "session refused; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                other => return other,
+            }
+        }
+        self.handle.channel_open_session().await
+    }
+
     /// Runs a command and collects its output.
     pub async fn run(&self, cmd: &Cmd) -> Result<Output, HandoffError> {
         let mut out = Output::default();
@@ -181,7 +199,7 @@ impl Link {
             message: format!("running `{}`: {e}", cmd.shown),
         };
         let work = async {
-            let mut ch = self.handle.channel_open_session().await.map_err(ssh_err)?;
+            let mut ch = self.session().await.map_err(ssh_err)?;
             ch.exec(true, cmd.text.as_bytes()).await.map_err(ssh_err)?;
             if let Some(input) = &cmd.stdin {
                 ch.data(&input[..]).await.map_err(ssh_err)?;
@@ -217,7 +235,7 @@ impl Link {
         mut sink: impl FnMut(Stream, &[u8]),
     ) -> Result<Option<u32>, HandoffError> {
         let ssh_err = |e: russh::Error| HandoffError::Ssh { node: self.node.clone(), message: format!("shell: {e}") };
-        let mut ch = self.handle.channel_open_session().await.map_err(ssh_err)?;
+        let mut ch = self.session().await.map_err(ssh_err)?;
         if let Some(t) = terminal {
             ch.request_pty(true, &t.term, t.cols, t.rows, 0, 0, &[]).await.map_err(ssh_err)?;
         }

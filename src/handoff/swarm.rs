@@ -18,12 +18,15 @@ pub const NETWORKS: &[&str] = &["imixs-proxy-net"];
 /// Swarm's control port: managers listen on it, workers join through it.
 const SWARM_PORT: u16 = 2377;
 
-/// The labels a node should carry, for placement: the manager also runs the
-/// private registry, the cache and Redis from its node config.
+/// The labels a node should carry, for placement: what Swarm does not know
+/// itself. The manager also runs the private registry, the cache and Redis
+/// from its node config. Roles are Swarm's own (`node.role`): labelling
+/// each worker with its role would cost a raft write per worker and say
+/// nothing new.
 pub fn labels(role: Role) -> BTreeMap<String, String> {
     let mut l = BTreeMap::new();
-    l.insert("provision.role".to_string(), role.as_str().to_string());
     if role == Role::Manager {
+        l.insert("provision.role".to_string(), "manager".to_string());
         l.insert("provision.registry".to_string(), "true".to_string());
     }
     l
@@ -74,6 +77,8 @@ pub struct Member {
     pub role: Role,
     /// ready, down, unknown or disconnected.
     pub state: String,
+    /// The address the node is seen at (its advertised one).
+    pub addr: String,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -285,6 +290,8 @@ pub fn parse_members(text: &str) -> Result<Vec<Member>, HandoffError> {
     struct Status {
         #[serde(rename = "State")]
         state: String,
+        #[serde(rename = "Addr", default)]
+        addr: String,
     }
     let raw: Vec<Raw> = serde_json::from_str(text.trim())
         .map_err(|e| HandoffError::Swarm(format!("unexpected `docker node inspect` answer ({e}): {}", clip(text))))?;
@@ -295,6 +302,7 @@ pub fn parse_members(text: &str) -> Result<Vec<Member>, HandoffError> {
             hostname: r.description.hostname,
             role: if r.spec.role == "manager" { Role::Manager } else { Role::Worker },
             state: r.status.state,
+            addr: r.status.addr,
             labels: r.spec.labels.unwrap_or_default(),
         })
         .collect())
@@ -379,7 +387,21 @@ async fn engine<R: Remote>(r: &R, node: &str, waits: &Waits, notice: &dyn Fn(&st
     )))
 }
 
-/// Reads the state of every node (workers at most [`CONCURRENCY`] at once).
+/// What the manager's node list says of a worker, when that settles it: an
+/// entry with the worker's name, Ready, as a worker, at its private address
+/// is that worker in this swarm, and asking its engine would add nothing.
+pub fn known_worker(members: &[Member], w: &super::Worker) -> Option<Engine> {
+    let addr = w.private_address.to_string();
+    members
+        .iter()
+        .find(|x| x.hostname == w.name && x.role == Role::Worker && x.state == "ready" && x.addr == addr)
+        .map(|x| Engine { state: "active".into(), node_id: x.id.clone(), control: false, error: String::new() })
+}
+
+/// Reads the state of every node: the manager first; then each worker the
+/// manager does not list as a Ready member ([`known_worker`]) is asked
+/// itself (at most [`CONCURRENCY`] at once). So a formed swarm costs three
+/// commands on the manager, whatever its size.
 pub async fn observe<R: Remote>(
     r: &R,
     nodes: &Nodes,
@@ -389,28 +411,42 @@ pub async fn observe<R: Remote>(
     use futures::StreamExt;
     let m = &nodes.manager.name;
     let manager = engine(r, m, waits, notice).await?;
-    let found: Vec<Result<(String, Engine), HandoffError>> = futures::stream::iter(&nodes.workers)
-        .map(|w| async move { Ok((w.name.clone(), engine(r, &w.name, waits, notice).await?)) })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let workers = found.into_iter().collect::<Result<BTreeMap<_, _>, _>>()?;
     let (mut members, mut networks) = (Vec::new(), BTreeSet::new());
     if manager.state == "active" && manager.control {
         members = parse_members(&must(r, m, Cmd::new("docker node inspect $(docker node ls -q)")).await?.stdout)?;
         let out = must(r, m, Cmd::new("docker network ls --filter driver=overlay --format '{{.Name}}'")).await?;
         networks = out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
     }
-    Ok(Observed { manager: Some(manager), workers, members, networks })
+    let members = &members;
+    let found: Vec<Result<(String, Engine), HandoffError>> = futures::stream::iter(&nodes.workers)
+        .map(|w| async move {
+            let e = match known_worker(members, w) {
+                Some(e) => e,
+                None => engine(r, &w.name, waits, notice).await?,
+            };
+            Ok((w.name.clone(), e))
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let workers = found.into_iter().collect::<Result<BTreeMap<_, _>, _>>()?;
+    Ok(Observed { manager: Some(manager), workers, members: members.clone(), networks })
 }
 
-/// Runs one round's steps: the manager's first, then the workers' in
-/// parallel (at most [`CONCURRENCY`] at once).
+/// Commands run at once on the manager's one connection: OpenSSH allows
+/// 10 sessions per connection (MaxSessions) by default, and a finished one
+/// is freed only a moment later.
+const MANAGER_SESSIONS: usize = 4;
+
+/// Runs one round's steps: the manager's init and networks first, then its
+/// node updates (labels, removals; each a raft write, so worth running side
+/// by side) and the workers' joins, both in parallel.
 async fn execute<R: Remote>(r: &R, nodes: &Nodes, steps: &[Step], notice: &dyn Fn(&str)) -> Result<(), HandoffError> {
     use futures::StreamExt;
     let m = &nodes.manager.name;
     let ip = nodes.manager.private_address;
     let mut joins = Vec::new();
+    let mut updates = Vec::new();
     for s in steps {
         match s {
             Step::Init => {
@@ -430,17 +466,22 @@ async fn execute<R: Remote>(r: &R, nodes: &Nodes, steps: &[Step], notice: &dyn F
                 must(r, m, Cmd::new(format!("docker network create --driver overlay --attachable {name}"))).await?;
             }
             Step::Label { id, add, .. } => {
-                notice(&s.to_string());
                 let flags: Vec<String> = add.iter().map(|(k, v)| format!("--label-add {k}={v}")).collect();
-                must(r, m, Cmd::new(format!("docker node update {} {id}", flags.join(" ")))).await?;
+                updates.push((s, Cmd::new(format!("docker node update {} {id}", flags.join(" ")))));
             }
-            Step::Remove { id, .. } => {
-                notice(&s.to_string());
-                must(r, m, Cmd::new(format!("docker node rm {id}"))).await?;
-            }
+            Step::Remove { id, .. } => updates.push((s, Cmd::new(format!("docker node rm {id}")))),
             Step::Join { .. } | Step::Rejoin { .. } => joins.push(s),
         }
     }
+    let results: Vec<Result<Output, HandoffError>> = futures::stream::iter(updates)
+        .map(|(s, cmd)| async move {
+            notice(&s.to_string());
+            must(r, m, cmd).await
+        })
+        .buffer_unordered(MANAGER_SESSIONS)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<_>, _>>()?;
     if joins.is_empty() {
         return Ok(());
     }
@@ -600,7 +641,11 @@ mod tests {
     }
 
     fn member(id: &str, host: &str, role: Role, state: &str) -> Member {
-        Member { id: id.into(), hostname: host.into(), role, state: state.into(), labels: labels(role) }
+        let addr = match host.strip_prefix("worker-") {
+            Some(i) => format!("10.251.0.{}", 10 + i.parse::<u8>().unwrap()),
+            None => "10.251.0.10".into(),
+        };
+        Member { id: id.into(), hostname: host.into(), role, state: state.into(), addr, labels: labels(role) }
     }
 
     /// A formed swarm of the manager and `workers` workers, labelled.
@@ -656,11 +701,34 @@ mod tests {
     #[test]
     fn only_missing_or_different_labels_are_set() {
         let mut o = formed(1);
-        o.members[1].labels.insert("provision.role".into(), "manager".into());
-        o.members[1].labels.insert("team".into(), "kept".into());
+        o.members[0].labels.insert("provision.role".into(), "worker".into());
+        o.members[0].labels.insert("team".into(), "kept".into());
+        // A worker's own labels are the operator's: none is wanted.
+        o.members[1].labels.insert("zone".into(), "a".into());
         let p = plan(&nodes(1), &o).unwrap();
-        let want: BTreeMap<String, String> = [("provision.role".to_string(), "worker".to_string())].into();
-        assert_eq!(p.steps, [Step::Label { node: "worker-1".into(), id: "w1".into(), add: want }]);
+        let want: BTreeMap<String, String> = [("provision.role".to_string(), "manager".to_string())].into();
+        assert_eq!(p.steps, [Step::Label { node: "manager".into(), id: "m1".into(), add: want }]);
+    }
+
+    #[test]
+    fn the_managers_list_settles_a_worker_only_when_ready_at_its_address() {
+        let n = nodes(1);
+        let w = &n.workers[0];
+        let ready = member("w1", "worker-1", Role::Worker, "ready");
+        assert_eq!(known_worker(std::slice::from_ref(&ready), w), Some(engine("active", "w1", false)));
+        // Joined a moment ago, gone, elsewhere, or a manager: ask the engine.
+        for changed in [
+            Member { state: "unknown".into(), ..ready.clone() },
+            Member { state: "down".into(), ..ready.clone() },
+            Member { addr: "10.251.0.99".into(), ..ready.clone() },
+            Member { hostname: "worker-2".into(), ..ready.clone() },
+            Member { role: Role::Manager, ..ready.clone() },
+        ] {
+            assert_eq!(known_worker(&[changed.clone()], w), None, "{changed:?}");
+        }
+        // An old Down entry beside the Ready one does not hide it.
+        let old = Member { id: "w0".into(), state: "down".into(), ..ready.clone() };
+        assert_eq!(known_worker(&[old, ready], w).map(|e| e.node_id), Some("w1".into()));
     }
 
     #[test]
@@ -749,6 +817,7 @@ mod tests {
         assert_eq!(m[0].role, Role::Manager);
         assert_eq!(m[1].hostname, "worker-1");
         assert_eq!(m[1].state, "down");
+        assert_eq!(m[1].addr, "10.251.0.11");
         assert_eq!(m[1].labels.get("provision.role").map(String::as_str), Some("worker"));
     }
 }
