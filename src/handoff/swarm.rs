@@ -724,7 +724,7 @@ mod tests {
             Member { hostname: "worker-2".into(), ..ready.clone() },
             Member { role: Role::Manager, ..ready.clone() },
         ] {
-            assert_eq!(known_worker(&[changed.clone()], w), None, "{changed:?}");
+            assert_eq!(known_worker(std::slice::from_ref(&changed), w), None, "{changed:?}");
         }
         // An old Down entry beside the Ready one does not hide it.
         let old = Member { id: "w0".into(), state: "down".into(), ..ready.clone() };
