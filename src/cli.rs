@@ -303,7 +303,8 @@ pub struct NodesArgs {
     pub nodes: Option<PathBuf>,
 
     /// Folder of the pinned host keys, NODE/ssh_host_ed25519_key.pub
-    /// [default: ssh/host in the stack's state directory].
+    /// [default: the keys the bundle made for the stack's node configs, in
+    /// its state directory].
     #[arg(long, value_name = "DIR")]
     pub host_keys: Option<PathBuf>,
 
