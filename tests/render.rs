@@ -517,3 +517,48 @@ fn params_lists_every_parameter() {
         assert!(names.contains(&seed_key), "{seed_key}");
     }
 }
+
+/// The image a `docker run` command line runs: its first word that is
+/// neither an option nor an option's value.
+fn image_of(run_args: &str) -> Option<String> {
+    let mut words = run_args.split_whitespace();
+    while let Some(w) = words.next() {
+        match w {
+            "--name" | "--network" | "-v" | "--volume" | "--entrypoint" | "-e" | "--env" | "-p" => {
+                words.next();
+            }
+            w if w.starts_with('-') => {}
+            w => return Some(w.to_string()),
+        }
+    }
+    None
+}
+
+/// dev/boot gives the booted nodes the images they run (nothing can be
+/// pulled there); a name changed here and not there would leave a node
+/// that cannot start, so the two lists must be the same.
+#[test]
+fn the_boot_harness_provides_exactly_the_images_the_nodes_run() {
+    let run = render(&[SEED], &[]);
+    let mut wanted = std::collections::BTreeSet::new();
+    for line in run.read("manager.cloud-config").lines() {
+        if let Some((_, args)) = line.split_once("/usr/bin/docker run ") {
+            wanted.insert(image_of(args).unwrap_or_else(|| panic!("no image in: {line}")));
+        }
+    }
+    assert!(wanted.len() >= 2, "the manager runs its registry and Redis: {wanted:?}");
+    // The example app the hand-off deploys comes through the manager's cache.
+    wanted.insert(provision::handoff::imixs::Images::default().app);
+    let list =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("dev/boot/images/images.list")).unwrap();
+    let provided: std::collections::BTreeSet<String> = list
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    assert_eq!(wanted, provided, "dev/boot/images/images.list and the node configs name different images");
+    let script = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("dev/boot/boot")).unwrap();
+    for name in &provided {
+        assert!(script.contains(name.as_str()), "dev/boot/boot does not build {name}");
+    }
+}

@@ -198,6 +198,79 @@ pub const REDIS_IMAGE: &str = "redis:7.2-alpine";
 
 pub const REGISTRY_PORT: u16 = 5000;
 pub const CACHE_PORT: u16 = 443;
+const REDIS_PORT: u16 = 6379;
+
+/// A container the manager runs as a systemd unit of its node config.
+#[derive(Debug, Serialize)]
+struct Service {
+    unit: &'static str,
+    description: &'static str,
+    container: &'static str,
+    /// Host folder of its data, and where the container sees it.
+    data: String,
+    mount: &'static str,
+    after: &'static [&'static str],
+    /// `docker run` arguments after the shared ones: image and command.
+    args: String,
+    /// May be degraded without failing the node: retried forever, and
+    /// named in the node's SUCCESS rather than failing it.
+    optional: bool,
+}
+
+/// An HTTPS request the node makes to itself (trusting the stack's CA)
+/// before it reports ready, and the status it must answer.
+#[derive(Debug, Serialize)]
+struct Probe {
+    url: String,
+    code: u16,
+    optional: bool,
+}
+
+/// The manager's services. The cache is optional: registry 2.8 in proxy
+/// mode exits at start when its upstream cannot be reached, and a node
+/// whose private registry works is worth keeping while Docker Hub is down.
+fn manager_services(data: &str) -> Vec<Service> {
+    vec![
+        Service {
+            unit: "docker-redis.service",
+            description: "Redis, the registries' blob-descriptor cache",
+            container: "provision-redis",
+            data: format!("{data}/redis"),
+            mount: "/data",
+            after: &[],
+            args: format!("--entrypoint redis-server {REDIS_IMAGE} /etc/provision/redis/redis.conf"),
+            optional: false,
+        },
+        Service {
+            unit: "docker-registry.service",
+            description: "Private registry on 5000",
+            container: "provision-registry",
+            data: format!("{data}/registry"),
+            mount: "/var/lib/registry",
+            after: &["docker-redis.service"],
+            args: format!("{REGISTRY_IMAGE} /etc/provision/registry/config.yml"),
+            optional: false,
+        },
+        Service {
+            unit: "docker-registry-cache.service",
+            description: "Pull-through cache on 443",
+            container: "provision-cache",
+            data: format!("{data}/cache"),
+            mount: "/var/lib/registry",
+            after: &["docker-redis.service"],
+            args: format!("{REGISTRY_IMAGE} /etc/provision/registry/cache.yml"),
+            optional: true,
+        },
+    ]
+}
+
+/// Seconds after its boot by which a node reports, whatever happens. Heat
+/// starts its own `node_timeout` once the server is ACTIVE, which is no
+/// earlier than the boot; the margin lets the node's FAILURE (with its
+/// reason, and retries) arrive before Heat's bare timeout does.
+pub fn signal_timeout(node_timeout: u64) -> u64 {
+    node_timeout - (node_timeout / 4).min(60)
+}
 
 /// Names of the generated secrets in the state directory.
 pub const REGISTRY_PASSWORD: &str = "registry-password";
@@ -228,7 +301,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         registry_port: REGISTRY_PORT,
         cache_port: CACHE_PORT,
         bind: "",
-        redis_addr: "127.0.0.1:6379",
+        redis_addr: &format!("127.0.0.1:{REDIS_PORT}"),
         redis_password: &redis_password,
         http_secret: &http_secret,
         blobs,
@@ -242,17 +315,11 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         "log-driver": "journald",
     }))
     .expect("plain data");
-    let services = json!([
-        {"unit": "docker-redis.service", "description": "Redis, the registries' blob-descriptor cache",
-         "container": "provision-redis", "data": format!("{data}/redis"), "mount": "/data", "after": "",
-         "args": format!("--entrypoint redis-server {REDIS_IMAGE} /etc/provision/redis/redis.conf")},
-        {"unit": "docker-registry.service", "description": "Private registry on 5000",
-         "container": "provision-registry", "data": format!("{data}/registry"), "mount": "/var/lib/registry",
-         "after": "docker-redis.service", "args": format!("{REGISTRY_IMAGE} /etc/provision/registry/config.yml")},
-        {"unit": "docker-registry-cache.service", "description": "Pull-through cache on 443",
-         "container": "provision-cache", "data": format!("{data}/cache"), "mount": "/var/lib/registry",
-         "after": "docker-redis.service", "args": format!("{REGISTRY_IMAGE} /etc/provision/registry/cache.yml")},
-    ]);
+    let services = manager_services(data);
+    let probes = [
+        Probe { url: format!("https://{fqdn}:{REGISTRY_PORT}/v2/"), code: 401, optional: false },
+        Probe { url: format!("https://{fqdn}/v2/"), code: 200, optional: true },
+    ];
     let rules: Vec<Value> = SWARM_RULES
         .iter()
         .map(|r| json!({"name": r.name, "group": r.group, "from": r.from, "protocol": r.protocol, "port": r.port}))
@@ -273,10 +340,13 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     ctx.insert("htpasswd", htpasswd(req.state, &params.registry.user, &registry_password)?.trim_end());
     ctx.insert("redis_password", &redis_password);
     ctx.insert("services", &services);
-    // The node gives up a minute before Heat does, so its FAILURE (with
-    // the reason) arrives rather than Heat's bare timeout.
-    ctx.insert("signal_wait", &params.node_timeout.saturating_sub(60).max(60));
+    ctx.insert("probes", &probes);
+    ctx.insert("redis_port", &REDIS_PORT);
+    ctx.insert("signal_timeout", &signal_timeout(params.node_timeout));
     ctx.insert("signal_script", templates.render("nodes/signal.sh", &Context::new())?.trim_end());
+    if volume {
+        ctx.insert("data_volume_script", templates.render("nodes/data-volume.sh", &Context::new())?.trim_end());
+    }
 
     let template = checked_yaml("template.yaml", templates.render("heat/stack.yaml", &ctx)?)?;
     let mut files = BTreeMap::new();

@@ -14,6 +14,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("nodes/docker.part", include_str!("../../templates/nodes/docker.part")),
     ("nodes/ssh.part", include_str!("../../templates/nodes/ssh.part")),
     ("nodes/signal.sh", include_str!("../../templates/nodes/signal.sh")),
+    ("nodes/signal.part", include_str!("../../templates/nodes/signal.part")),
+    ("nodes/data-volume.sh", include_str!("../../templates/nodes/data-volume.sh")),
     (
         "imixs/management/proxy/docker-compose.yml",
         include_str!("../../templates/imixs/management/proxy/docker-compose.yml"),
