@@ -201,7 +201,10 @@ class Node:
         for sub in ("upper", "work", "root"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         if fresh:
-            seed = self.hv.images / ("seed-broken-registry" if "broken-registry" in faults else "seed")
+            seed = self.hv.images / "seed"
+            for f in sorted(faults):
+                if (self.hv.images / f"seed-{f}").is_dir():
+                    seed = self.hv.images / f"seed-{f}"
             # Docker's own folder is a plain directory (overlay2 cannot sit
             # on overlayfs), copied from the seed: the images are "pulled".
             run("cp", "-a", "--reflink=auto", str(seed), str(d / "docker"))
