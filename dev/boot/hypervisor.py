@@ -242,6 +242,35 @@ class Node:
             self.forward = Server(s, Forward)
             self.forward.target_port = self.hv.heat_port
 
+    # -- cgroups ------------------------------------------------------------
+    def cgroups(self):
+        """A cgroup of its own in every hierarchy: nspawn --keep-unit runs the
+        container in the cgroup it is started in, and containers sharing one
+        would make their units' cgroups in the same place and remove each
+        other's (units then fail with status 219/CGROUP)."""
+        root = Path("/sys/fs/cgroup")
+        tops = [root] if (root / "cgroup.procs").exists() else [d for d in root.iterdir() if (d / "cgroup.procs").exists()]
+        return [top / "provision-boot" / short(self.id) for top in tops]
+
+    def make_cgroups(self):
+        for cg in self.cgroups():
+            for d in (cg.parent, cg):
+                if not d.exists():
+                    d.mkdir()
+                    # A v1 cpuset starts empty, and nothing can join an empty one.
+                    for f in ("cpuset.cpus", "cpuset.mems"):
+                        if (d / f).exists() and not (d / f).read_text().strip():
+                            (d / f).write_text((d.parent / f).read_text())
+
+    def remove_cgroups(self):
+        for cg in self.cgroups():
+            if cg.exists():
+                for d in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [cg]:
+                    try:
+                        d.rmdir()
+                    except OSError:
+                        pass
+
     # -- power -------------------------------------------------------------
     def start(self):
         self.boots += 1
@@ -256,8 +285,17 @@ class Node:
             f"--bind={self.dir / 'docker'}:/var/lib/docker",
             "--resolv-conf=off", "--timezone=off", "--link-journal=no",
         ]
+        self.make_cgroups()
+        procs = [str(cg / "cgroup.procs") for cg in self.cgroups()]
+
+        def join_cgroups():  # in the child, before nspawn runs
+            for f in procs:
+                with open(f, "w") as fh:
+                    fh.write(str(os.getpid()))
+
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
+            cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=join_cgroups,
         )
         console.close()
         (self.dir / "nspawn.pid").write_text(f"{self.proc.pid}\n")
@@ -305,6 +343,7 @@ class Node:
 
     def destroy(self):
         self.stop()
+        self.remove_cgroups()
         root = self.dir / "root"
         if os.path.ismount(root):
             run("umount", str(root))
@@ -625,6 +664,7 @@ class Hypervisor:
         for t in threads:
             t.join()
         for n in self.nodes.values():
+            n.remove_cgroups()
             root = n.dir / "root"
             if os.path.ismount(root):
                 run("umount", str(root), check=False)
