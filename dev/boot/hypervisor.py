@@ -46,6 +46,7 @@ import sys
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openstack
@@ -192,6 +193,7 @@ class Node:
         self.proc = None
         self.forward = None
         self.boots = 0
+        self.booted_at = None
         self.off = False  # powered off from inside: stays off
 
     # -- disk --------------------------------------------------------------
@@ -274,6 +276,7 @@ class Node:
     # -- power -------------------------------------------------------------
     def start(self):
         self.boots += 1
+        self.booted_at = time.time()
         console = open(self.dir / "console.log", "ab")
         console.write(f"\n=== provision-boot: boot {self.boots} of {self.name} ({self.id})\n".encode())
         console.flush()
@@ -571,6 +574,9 @@ class Hypervisor:
                 node.destroy()
                 del self.nodes[sid]
 
+        # New nodes: the networks and routers they need first (shared), then
+        # each node's disk, network and boot side by side.
+        fresh = []
         for sid, s in servers.items():
             if s.status != "ACTIVE" or sid in self.nodes:
                 continue
@@ -584,6 +590,7 @@ class Hypervisor:
                     continue
                 sub = subnets[v4[0]["subnet_id"]]
                 self.guard(sub.cidr)
+                self.switch(p.network_id)
                 rid = router_of.get(p.network_id)
                 if rid and rid in routers:
                     self.router(routers[rid], interfaces.get(rid, []), subnets)
@@ -592,18 +599,25 @@ class Hypervisor:
                     "prefix": ipaddress.ip_network(sub.cidr).prefixlen, "gateway": sub.gateway_ip,
                     "mtu": networks[p.network_id].mtu or 1500,
                 })
-            if not node_ports:
-                continue  # its ports are not there yet
-            node = Node(self, s)
+            if node_ports:  # else its ports are not there yet
+                fresh.append((Node(self, s), faults, node_ports))
+
+        def boot(job):
+            node, faults, node_ports = job
             try:
                 node.prepare_disk(faults)
                 node.wire(node_ports)
                 node.start()
+                return node
             except Exception as e:  # one node must not stop the others
-                log(f"{s.name}: could not boot: {e}")
+                log(f"{node.name}: could not boot: {e}")
                 node.destroy()  # from scratch at the next look
-                continue
-            self.nodes[sid] = node
+                return None
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for node in pool.map(boot, fresh):
+                if node is not None:
+                    self.nodes[node.id] = node
 
         for rid in self.routers:
             want = set()
@@ -621,6 +635,7 @@ class Hypervisor:
             nodes.append({
                 "id": n.id, "name": n.name, "dir": str(n.dir), "netns": n.netns, "boots": n.boots,
                 "nspawn_pid": n.proc.pid if n.proc else None, "leader_pid": n.leader(), "off": n.off,
+                "booted_at": n.booted_at,
             })
         status = {"pid": os.getpid(), "heat_port": self.heat_port, "rootfs": str(self.rootfs),
                   "images": str(self.images), "nodes": nodes,
