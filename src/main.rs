@@ -28,8 +28,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let still_running = err.downcast_ref::<live::StillRunning>();
+            let too_large = matches!(
+                err.downcast_ref::<provision::bundle::BundleError>(),
+                Some(provision::bundle::BundleError::UserDataTooLarge(_))
+            );
             let (code, kind) = match (err.downcast_ref::<InputError>(), still_running) {
                 (Some(_), _) => (EXIT_BAD_INPUT, "input"),
+                _ if too_large => (EXIT_BAD_INPUT, "input"),
                 (None, Some(s)) if s.interrupted => (EXIT_INTERRUPTED, "interrupted"),
                 (None, Some(_)) => (EXIT_TIMED_OUT, "timeout"),
                 // `provision ssh` exits as the remote command did.

@@ -412,7 +412,7 @@ fn existing_network_and_no_volume_change_the_shape() {
     let env = run.yaml("environment.yaml");
     assert_eq!(env["parameters"]["private_network"], "private");
     assert_eq!(env["parameters"]["worker_count"], 3);
-    assert!(!run.read("manager.cloud-config").contains("data.mount"));
+    assert!(!run.read("manager.cloud-config").contains("provision-data"), "no volume, no volume unit");
 }
 
 #[test]
@@ -437,12 +437,26 @@ fn a_broken_override_is_reported_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let tpl = dir.path().join("tpl/nodes");
     std::fs::create_dir_all(&tpl).unwrap();
-    std::fs::write(tpl.join("worker.cloud-config"), "#cloud-config\n{{ no_such_variable }}\n").unwrap();
+    std::fs::create_dir_all(tpl.join("units")).unwrap();
+    std::fs::write(tpl.join("units/provision-signal.service"), "[Unit]\n{{ no_such_variable }}\n").unwrap();
     let tpl_root = dir.path().join("tpl").to_string_lossy().to_string();
     let run = render_in(dir, &[SEED], &["--templates", &tpl_root]);
     assert_eq!(run.output.status.code(), Some(1));
-    assert!(run.stderr().contains("nodes/worker.cloud-config"), "{}", run.stderr());
+    assert!(run.stderr().contains("nodes/units/provision-signal.service"), "{}", run.stderr());
     assert!(!run.stderr().contains("panicked"));
+}
+
+#[test]
+fn an_override_that_replaces_nothing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("tpl/nodes");
+    std::fs::create_dir_all(&tpl).unwrap();
+    std::fs::write(tpl.join("signal.bash"), "#!/bin/bash\n").unwrap();
+    let tpl_root = dir.path().join("tpl").to_string_lossy().to_string();
+    let run = render_in(dir, &[SEED], &["--templates", &tpl_root]);
+    assert_eq!(run.output.status.code(), Some(1));
+    assert!(run.stderr().contains("nodes/signal.bash is not one of provision's templates"), "{}", run.stderr());
+    assert!(run.stderr().contains("did you mean nodes/signal.sh"), "{}", run.stderr());
 }
 
 #[test]
@@ -560,5 +574,181 @@ fn the_boot_harness_provides_exactly_the_images_the_nodes_run() {
     let script = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("dev/boot/boot")).unwrap();
     for name in &provided {
         assert!(script.contains(name.as_str()), "dev/boot/boot does not build {name}");
+    }
+}
+
+const IGNITION: &str = "parameters:\n  node_config: ignition\n";
+
+/// A file's contents out of an Ignition data URL (plain or gzipped base64).
+fn data_url(source: &str, compression: Option<&str>) -> String {
+    use base64::Engine;
+    use std::io::Read;
+    if let Some(b64) = source.strip_prefix("data:;base64,") {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        assert_eq!(compression, Some("gzip"));
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut out).unwrap();
+        return out;
+    }
+    let text = source.strip_prefix("data:,").unwrap_or_else(|| panic!("not a data URL: {source}"));
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn ignition_validate(path: &Path) -> std::process::Output {
+    std::process::Command::new("ignition-validate")
+        .arg(path)
+        .output()
+        .expect("ignition-validate is installed (apt-get install ignition; dev/test does it)")
+}
+
+#[test]
+fn ignition_configs_pass_ignition_validate_and_the_check_can_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = write(dir.path(), "ignition.yml", IGNITION);
+    let run = render_in(dir, &[SEED, &env], &[]);
+    assert!(run.output.status.success(), "{}", run.stderr());
+    assert!(!run.out.join("manager.cloud-config").exists());
+    for name in ["manager.ign", "worker.ign"] {
+        let out = ignition_validate(&run.out.join(name));
+        assert!(
+            out.status.success(),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(run.yaml(name)["ignition"]["version"], "3.3.0");
+    }
+    assert!(run.read("template.yaml").contains("{get_file: manager.ign}"));
+    assert!(run.read("worker.yaml").contains("{get_file: worker.ign}"));
+    // Broken on purpose: a mode as a string, and a unit without a name.
+    let mut v: Value = serde_json::from_str(&run.read("worker.ign")).unwrap();
+    v["storage"]["files"][0]["mode"] = Value::String("0644".into());
+    let bad = run.out.join("bad-mode.ign");
+    std::fs::write(&bad, v.to_string()).unwrap();
+    assert!(!ignition_validate(&bad).status.success(), "a mode as a string must be refused");
+    let bad = run.out.join("bad-json.ign");
+    std::fs::write(&bad, run.read("worker.ign").replacen("\"systemd\"", "\"systemd", 1)).unwrap();
+    assert!(!ignition_validate(&bad).status.success(), "broken JSON must be refused");
+}
+
+/// Both formats carry the same node: host name, login key, files (path,
+/// mode, contents), units (contents, drop-ins) and what runs at boot.
+#[test]
+fn cloud_config_and_ignition_describe_the_same_nodes() {
+    // One state directory: the same keys, certificates and secrets.
+    let dir = tempfile::tempdir().unwrap();
+    let env = write(dir.path(), "ignition.yml", IGNITION);
+    let bundle = |name: &str, envs: &[&str]| {
+        let out = dir.path().join(name);
+        let mut cmd = provision(dir.path());
+        cmd.arg("render").arg("--out").arg(&out).arg("--state-dir").arg(dir.path().join("state"));
+        for e in envs {
+            cmd.args(["--env", e]);
+        }
+        assert!(cmd.output().unwrap().status.success());
+        out
+    };
+    let (cc, ign) = (bundle("cc", &[SEED]), bundle("ign", &[SEED, &env]));
+    for role in ["manager", "worker"] {
+        let c: Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(cc.join(format!("{role}.cloud-config"))).unwrap()).unwrap();
+        let i: Value =
+            serde_json::from_str(&std::fs::read_to_string(ign.join(format!("{role}.ign"))).unwrap()).unwrap();
+        let mut c_files: Vec<(String, u64, String)> = c["write_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let mode = u64::from_str_radix(f["permissions"].as_str().unwrap(), 8).unwrap();
+                (f["path"].as_str().unwrap().to_string(), mode, f["content"].as_str().unwrap().to_string())
+            })
+            .collect();
+        c_files.push(("/etc/hostname".into(), 0o644, format!("{}\n", c["hostname"].as_str().unwrap())));
+        let mut i_files: Vec<(String, u64, String)> = i["storage"]["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let contents =
+                    data_url(f["contents"]["source"].as_str().unwrap(), f["contents"]["compression"].as_str());
+                (f["path"].as_str().unwrap().to_string(), f["mode"].as_u64().unwrap(), contents)
+            })
+            .collect();
+        c_files.sort();
+        i_files.sort();
+        assert_eq!(c_files.len(), i_files.len(), "{role}: the same files");
+        for (a, b) in c_files.iter().zip(&i_files) {
+            assert_eq!(a, b, "{role}: {}", a.0);
+        }
+        assert_eq!(c["ssh_authorized_keys"], i["passwd"]["users"][0]["sshAuthorizedKeys"], "{role}: login key");
+        assert_eq!(i["passwd"]["users"][0]["name"], "core");
+        let c_units = c["coreos"]["units"].as_array().unwrap();
+        let i_units = i["systemd"]["units"].as_array().unwrap();
+        assert_eq!(c_units.len(), i_units.len(), "{role}: the same units");
+        for (a, b) in c_units.iter().zip(i_units) {
+            assert_eq!(a["name"], b["name"]);
+            assert_eq!(a["content"], b["contents"], "{role}: {}", a["name"]);
+            let runs_at_boot = a["enable"] == true || a["command"] == "start";
+            assert_eq!(b["enabled"] == true, runs_at_boot, "{role}: {} runs at boot in both", a["name"]);
+            let c_dropins = a["drop_ins"].as_array().cloned().unwrap_or_default();
+            let i_dropins = b["dropins"].as_array().cloned().unwrap_or_default();
+            assert_eq!(c_dropins.len(), i_dropins.len());
+            for (x, y) in c_dropins.iter().zip(&i_dropins) {
+                assert_eq!((&x["name"], &x["content"]), (&y["name"], &y["contents"]));
+            }
+        }
+    }
+}
+
+/// Nova takes at most 65,535 bytes of user_data after base64: a node
+/// config that would not fit stops the render, with every size and the
+/// budget, before anything reaches a cloud.
+#[test]
+fn a_node_config_too_large_for_nova_is_refused_with_the_sizes() {
+    for extra in [&[][..], &["ignition"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let tpl = dir.path().join("tpl/nodes");
+        std::fs::create_dir_all(&tpl).unwrap();
+        // Padding that does not compress (Ignition gzips what it can).
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let noise: String = (0..48_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect();
+        let padded = format!("{}\n# {noise}\n", include_str!("../templates/nodes/signal.sh"));
+        std::fs::write(tpl.join("signal.sh"), padded).unwrap();
+        let tpl_root = dir.path().join("tpl").to_string_lossy().to_string();
+        let mut envs = vec![SEED.to_string()];
+        if !extra.is_empty() {
+            envs.push(write(dir.path(), "ignition.yml", IGNITION));
+        }
+        let envs: Vec<&str> = envs.iter().map(String::as_str).collect();
+        let run = render_in(dir, &envs, &["--templates", &tpl_root]);
+        assert_eq!(run.output.status.code(), Some(2), "{}\n{}", run.stderr(), run.stdout());
+        let err = run.stderr();
+        let (m, w) = if extra.is_empty() {
+            ("manager.cloud-config", "worker.cloud-config")
+        } else {
+            ("manager.ign", "worker.ign")
+        };
+        assert!(err.contains(&format!("{m} ")) && err.contains(&format!("{w} ")), "each node config's size: {err}");
+        assert!(err.contains("at most 65535 bytes"), "the budget: {err}");
+        assert!(!run.out.join(m).exists(), "nothing written");
     }
 }

@@ -39,7 +39,8 @@ for p in $props; do
 done
 "#;
 
-/// Accepts one POST on 127.0.0.1 and returns its body.
+/// Accepts one POST on 127.0.0.1 and returns its body, after checking that
+/// it came with the wait handle's token.
 fn listen() -> (String, std::thread::JoinHandle<String>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/signal", l.local_addr().unwrap());
@@ -47,11 +48,15 @@ fn listen() -> (String, std::thread::JoinHandle<String>) {
         let (mut s, _) = l.accept().unwrap();
         let mut r = BufReader::new(s.try_clone().unwrap());
         let mut len = 0;
+        let mut token = None;
         loop {
             let mut line = String::new();
             r.read_line(&mut line).unwrap();
             if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                 len = v.trim().parse().unwrap();
+            }
+            if let Some(v) = line.strip_prefix("X-Auth-Token:") {
+                token = Some(v.trim().to_string());
             }
             if line == "\r\n" {
                 break;
@@ -60,7 +65,11 @@ fn listen() -> (String, std::thread::JoinHandle<String>) {
         let mut body = vec![0; len];
         r.read_exact(&mut body).unwrap();
         s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
-        String::from_utf8(body).unwrap()
+        let body = String::from_utf8(body).unwrap();
+        if body != "{}" {
+            assert_eq!(token.as_deref(), Some("gAAAAABtoken-_x"), "the signal carries the handle's token");
+        }
+        body
     });
     (url, h)
 }
@@ -112,10 +121,11 @@ fn run_signal(node: Node, already_signalled: bool) -> Outcome {
     let ready = dir.path().join("ready");
     std::fs::write(&ready, node.ready).unwrap();
     let (url, server) = listen();
-    // As Heat's curl_cli looks, with a token that must stay in the command file.
-    let cmd = dir.path().join("signal-command");
-    std::fs::write(&cmd, format!("curl -i -X POST -H 'X-Auth-Token: tok' -H 'Content-Type: application/json' {url}\n"))
-        .unwrap();
+    // The wait handle's endpoint and token, as Heat fills them in.
+    let endpoint = dir.path().join("signal-endpoint");
+    std::fs::write(&endpoint, format!("{url}\n")).unwrap();
+    let token = dir.path().join("signal-token");
+    std::fs::write(&token, "gAAAAABtoken-_x\n").unwrap();
     let script = dir.path().join("signal.sh");
     std::fs::write(&script, SCRIPT).unwrap();
     let output = Command::new("bash")
@@ -124,7 +134,8 @@ fn run_signal(node: Node, already_signalled: bool) -> Outcome {
         .env("STATES", node.states)
         .env("REQUIRES", node.requires)
         .env("JOBS", node.jobs)
-        .env("PROVISION_SIGNAL_COMMAND", &cmd)
+        .env("PROVISION_SIGNAL_ENDPOINT", &endpoint)
+        .env("PROVISION_SIGNAL_TOKEN", &token)
         .env("PROVISION_READY", &ready)
         .env("PROVISION_SIGNALLED", &marker)
         .env("PROVISION_SIGNAL_BODY", dir.path().join("body.json"))

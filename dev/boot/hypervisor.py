@@ -52,6 +52,8 @@ from pathlib import Path
 import openstack
 
 CLONE_NEWNET = 0x40000000
+# Debian's Ignition (2.14, spec 3.3), the program its dracut module runs.
+IGNITION = "/usr/lib/dracut/modules.d/30ignition/ignition"
 GUARD_METRIC = "999999"
 METADATA_IP = "169.254.169.254"
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -160,13 +162,7 @@ class Metadata(http.server.BaseHTTPRequestHandler):
             self.send_error(404, "no instance at this address")
             return
         instance, project = owner
-        sig = hmac.new(hv.metadata_secret.encode(), instance.encode(), hashlib.sha256).hexdigest()
-        headers = {
-            "X-Instance-ID": instance,
-            "X-Tenant-ID": project,
-            "X-Instance-ID-Signature": sig,
-            "X-Forwarded-For": ip,
-        }
+        headers = hv.metadata_headers(instance, project, ip)
         try:
             conn = http.client.HTTPConnection("127.0.0.1", hv.metadata_port, timeout=30)
             conn.request("GET", self.path, headers=headers)
@@ -180,6 +176,10 @@ class Metadata(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+class IgnitionFailed(Exception):
+    pass
 
 
 class Node:
@@ -272,6 +272,47 @@ class Node:
                         d.rmdir()
                     except OSError:
                         pass
+
+    # -- first boot ----------------------------------------------------------
+    def user_data(self):
+        """The server's user_data, as the node would read it from the metadata service."""
+        return self.hv.metadata_get(self.id, self.project, "/openstack/latest/user_data")
+
+    def ignite(self):
+        """Flatcar's first boot: Ignition runs in the initramfs, before systemd,
+        unless the user_data is a cloud-config or a script (Flatcar's Ignition
+        leaves those to coreos-cloudinit). Debian's ignition binary runs its
+        fetch and files stages against the node's root, in the node's network
+        namespace, so it reads the config from the metadata service itself."""
+        data = self.user_data() or b""
+        first = data.split(b"\n", 1)[0].strip()
+        if not data.strip() or first == b"#cloud-config" or first.startswith(b"#!"):
+            return False
+        run_dir = self.dir / "ignition"
+        run_dir.mkdir(exist_ok=True)
+        log_path = self.dir / "console.log"
+        for stage in ("fetch", "files"):
+            cmd = [
+                "nsenter", f"--net=/run/netns/{self.netns}", IGNITION, "-root", str(self.dir / "root"),
+                "-platform", "openstack", "-stage", stage, "-log-to-stdout",
+                "-config-cache", str(run_dir / "config.json"), "-state-file", str(run_dir / "state"),
+                "-neednet", str(run_dir / "neednet"), "-fetch-timeout", "1m",
+            ]
+            with open(log_path, "ab") as out:
+                out.write(f"=== provision-boot: ignition --stage {stage}\n".encode())
+                out.flush()
+                rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).returncode
+            if rc != 0:
+                # As on Flatcar: a config Ignition cannot apply stops the boot.
+                raise IgnitionFailed(f"ignition --stage {stage} failed (exit {rc}); the node does not boot (see its console)")
+        # coreos-cloudinit does not run on a node Ignition provisioned.
+        mask = self.dir / "root/etc/systemd/system/oem-cloudinit.service"
+        if mask.exists() or mask.is_symlink():
+            mask.unlink()
+        mask.symlink_to("/dev/null")
+        (self.dir / "format").write_text("ignition\n")
+        log(f"{self.name}: Ignition applied its config")
+        return True
 
     # -- power -------------------------------------------------------------
     def start(self):
@@ -521,6 +562,20 @@ class Hypervisor:
     def metadata_owner(self, router_id, ip):
         return self.owners.get(router_id, {}).get(ip)
 
+    def metadata_headers(self, instance, project, ip=None):
+        sig = hmac.new(self.metadata_secret.encode(), instance.encode(), hashlib.sha256).hexdigest()
+        headers = {"X-Instance-ID": instance, "X-Tenant-ID": project, "X-Instance-ID-Signature": sig}
+        if ip:
+            headers["X-Forwarded-For"] = ip
+        return headers
+
+    def metadata_get(self, instance, project, path):
+        conn = http.client.HTTPConnection("127.0.0.1", self.metadata_port, timeout=30)
+        conn.request("GET", path, headers=self.metadata_headers(instance, project))
+        resp = conn.getresponse()
+        body = resp.read()
+        return body if resp.status == 200 else None
+
     # -- the loop ------------------------------------------------------------
     def faults(self, name):
         out = set()
@@ -605,9 +660,16 @@ class Hypervisor:
         def boot(job):
             node, faults, node_ports = job
             try:
+                fresh = not node.dir.exists()
                 node.prepare_disk(faults)
                 node.wire(node_ports)
+                if fresh:
+                    node.ignite()
                 node.start()
+                return node
+            except IgnitionFailed as e:
+                log(f"{node.name}: {e}")
+                node.off = True  # as in Flatcar's emergency shell: it stays down
                 return node
             except Exception as e:  # one node must not stop the others
                 log(f"{node.name}: could not boot: {e}")

@@ -7,6 +7,8 @@
 //! `openstack stack create -t template.yaml -e environment.yaml NAME`.
 
 pub mod certs;
+pub mod node;
+pub mod nodes;
 pub mod registry;
 pub mod render;
 
@@ -37,6 +39,20 @@ pub enum BundleError {
         "registry_storage: swift needs OpenStack credentials to put on the node (os_* parameters, OS_* variables or --os-cloud)"
     )]
     SwiftWithoutCredentials,
+    /// A node config Nova would refuse as user_data.
+    #[error("{}", too_large(.0))]
+    UserDataTooLarge(Vec<(String, usize)>),
+}
+
+fn too_large(sizes: &[(String, usize)]) -> String {
+    let each: Vec<String> = sizes.iter().map(|(name, size)| format!("{name} {size} bytes")).collect();
+    format!(
+        "a node config is too large for Nova's user_data: {} after base64, with {} bytes kept for what Heat fills in; \
+         Nova takes at most {} bytes",
+        each.join(", "),
+        node::HEAT_HEADROOM,
+        node::USER_DATA_LIMIT
+    )
 }
 
 /// What the bundle is made from, besides the parameters.
@@ -200,67 +216,51 @@ pub const REGISTRY_PORT: u16 = 5000;
 pub const CACHE_PORT: u16 = 443;
 const REDIS_PORT: u16 = 6379;
 
-/// A container the manager runs as a systemd unit of its node config.
-#[derive(Debug, Serialize)]
-struct Service {
-    unit: &'static str,
-    description: &'static str,
-    container: &'static str,
-    /// Host folder of its data, and where the container sees it.
-    data: String,
-    mount: &'static str,
-    after: &'static [&'static str],
-    /// `docker run` arguments after the shared ones: image and command.
-    args: String,
-    /// May be degraded without failing the node: retried forever, and
-    /// named in the node's SUCCESS rather than failing it.
-    optional: bool,
-}
-
-/// An HTTPS request the node makes to itself (trusting the stack's CA)
-/// before it reports ready, and the status it must answer.
-#[derive(Debug, Serialize)]
-struct Probe {
-    url: String,
-    code: u16,
-    optional: bool,
-}
-
 /// The manager's services. The cache is optional: registry 2.8 in proxy
 /// mode exits at start when its upstream cannot be reached, and a node
 /// whose private registry works is worth keeping while Docker Hub is down.
-fn manager_services(data: &str) -> Vec<Service> {
+fn manager_services(data: &str) -> Vec<nodes::Service> {
+    let service = |unit, description, container, dir: &str, mount, after, args: String, optional| nodes::Service {
+        unit,
+        description,
+        container,
+        data: format!("{data}/{dir}"),
+        mount,
+        after,
+        args,
+        optional,
+    };
     vec![
-        Service {
-            unit: "docker-redis.service",
-            description: "Redis, the registries' blob-descriptor cache",
-            container: "provision-redis",
-            data: format!("{data}/redis"),
-            mount: "/data",
-            after: &[],
-            args: format!("--entrypoint redis-server {REDIS_IMAGE} /etc/provision/redis/redis.conf"),
-            optional: false,
-        },
-        Service {
-            unit: "docker-registry.service",
-            description: "Private registry on 5000",
-            container: "provision-registry",
-            data: format!("{data}/registry"),
-            mount: "/var/lib/registry",
-            after: &["docker-redis.service"],
-            args: format!("{REGISTRY_IMAGE} /etc/provision/registry/config.yml"),
-            optional: false,
-        },
-        Service {
-            unit: "docker-registry-cache.service",
-            description: "Pull-through cache on 443",
-            container: "provision-cache",
-            data: format!("{data}/cache"),
-            mount: "/var/lib/registry",
-            after: &["docker-redis.service"],
-            args: format!("{REGISTRY_IMAGE} /etc/provision/registry/cache.yml"),
-            optional: true,
-        },
+        service(
+            "docker-redis.service",
+            "Redis, the registries' blob-descriptor cache",
+            "provision-redis",
+            "redis",
+            "/data",
+            &[],
+            format!("--entrypoint redis-server {REDIS_IMAGE} /etc/provision/redis/redis.conf"),
+            false,
+        ),
+        service(
+            "docker-registry.service",
+            "Private registry on 5000",
+            "provision-registry",
+            "registry",
+            "/var/lib/registry",
+            &["docker-redis.service"],
+            format!("{REGISTRY_IMAGE} /etc/provision/registry/config.yml"),
+            false,
+        ),
+        service(
+            "docker-registry-cache.service",
+            "Pull-through cache on 443",
+            "provision-cache",
+            "cache",
+            "/var/lib/registry",
+            &["docker-redis.service"],
+            format!("{REGISTRY_IMAGE} /etc/provision/registry/cache.yml"),
+            true,
+        ),
     ]
 }
 
@@ -289,7 +289,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     let http_secret = secret(req.state, HTTP_SECRET, 32)?;
 
     let volume = params.volume_size > 0;
-    let data = if volume { "/data" } else { "/var/lib/provision" };
+    let data = nodes::data_dir(volume);
     let blobs = match &params.registry.storage {
         Storage::Filesystem => registry::Blobs::Filesystem,
         Storage::Swift { .. } => {
@@ -317,8 +317,8 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     .expect("plain data");
     let services = manager_services(data);
     let probes = [
-        Probe { url: format!("https://{fqdn}:{REGISTRY_PORT}/v2/"), code: 401, optional: false },
-        Probe { url: format!("https://{fqdn}/v2/"), code: 200, optional: true },
+        nodes::Probe { url: format!("https://{fqdn}:{REGISTRY_PORT}/v2/"), code: 401, optional: false },
+        nodes::Probe { url: format!("https://{fqdn}/v2/"), code: 200, optional: true },
     ];
     let rules: Vec<Value> = SWARM_RULES
         .iter()
@@ -331,22 +331,11 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     ctx.insert("volume", &volume);
     ctx.insert("network", &json!({"existing": matches!(params.network, Network::Existing(_))}));
     ctx.insert("swarm_rules", &rules);
-    ctx.insert("daemon_json", &daemon_json);
-    ctx.insert("ca_cert", certs.ca_pem.trim_end());
-    ctx.insert("server_cert", certs.server_pem.trim_end());
-    ctx.insert("server_key", certs.server_key_pem.expose().trim_end());
-    ctx.insert("registry_config", registry::to_yaml(&registry::private(&inputs)).trim_end());
-    ctx.insert("cache_config", registry::to_yaml(&registry::cache(&inputs)).trim_end());
-    ctx.insert("htpasswd", htpasswd(req.state, &params.registry.user, &registry_password)?.trim_end());
-    ctx.insert("redis_password", &redis_password);
-    ctx.insert("services", &services);
-    ctx.insert("probes", &probes);
-    ctx.insert("redis_port", &REDIS_PORT);
-    ctx.insert("signal_timeout", &signal_timeout(params.node_timeout));
-    ctx.insert("signal_script", templates.render("nodes/signal.sh", &Context::new())?.trim_end());
-    if volume {
-        ctx.insert("data_volume_script", templates.render("nodes/data-volume.sh", &Context::new())?.trim_end());
-    }
+    let format = params.node_config;
+    ctx.insert(
+        "node_config",
+        &json!({"manager": format.file_name("manager"), "worker": format.file_name("worker"), "format": format.name()}),
+    );
 
     let template = checked_yaml("template.yaml", templates.render("heat/stack.yaml", &ctx)?)?;
     let mut files = BTreeMap::new();
@@ -357,18 +346,51 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
             mode: Mode::Public,
         },
     );
-    // Both node configs hold a private host key now, so both are 0600.
+    // Both node configs hold a private host key, so both are 0600.
     let ssh = crate::handoff::keys::stack_keys(req.state, &params.hostname)?;
-    ctx.insert("ssh_authorized_key", &ssh.client_public);
-    for (role, private, public) in
-        [("manager", &ssh.manager_private, &ssh.manager_public), ("worker", &ssh.worker_private, &ssh.worker_public)]
-    {
-        let name = format!("{role}.cloud-config");
-        let mut ctx = ctx.clone();
-        ctx.insert("ssh_host_key", private.as_str());
-        ctx.insert("ssh_host_key_pub", public);
-        let text = checked_yaml(&name, templates.render(&format!("nodes/{name}"), &ctx)?)?;
+    let common = nodes::Common {
+        fqdn: &fqdn,
+        daemon_json: &daemon_json,
+        ca_cert: &certs.ca_pem,
+        client_public_key: &ssh.client_public,
+        signal_timeout: signal_timeout(params.node_timeout),
+    };
+    let htpasswd = htpasswd(req.state, &params.registry.user, &registry_password)?;
+    let registry_config = registry::to_yaml(&registry::private(&inputs));
+    let cache_config = registry::to_yaml(&registry::cache(&inputs));
+    let manager = nodes::manager(
+        &templates,
+        &common,
+        &nodes::Manager {
+            hostname: &params.hostname,
+            host_key: (ssh.manager_private.as_str(), &ssh.manager_public),
+            server_cert: &certs.server_pem,
+            server_key: certs.server_key_pem.expose(),
+            registry_config: &registry_config,
+            cache_config: &cache_config,
+            htpasswd: &htpasswd,
+            redis_port: REDIS_PORT,
+            redis_password: &redis_password,
+            services: &services,
+            probes: &probes,
+            volume,
+        },
+    )?;
+    let worker = nodes::worker(&templates, &common, (ssh.worker_private.as_str(), &ssh.worker_public))?;
+    let mut too_large = Vec::new();
+    let mut sizes = Vec::new();
+    for (role, node) in [("manager", &manager), ("worker", &worker)] {
+        let name = format.file_name(role);
+        let text = node.render(format);
+        let size = node::user_data_size(&text);
+        if node::user_data_size(&text) + node::HEAT_HEADROOM > node::USER_DATA_LIMIT {
+            too_large.push((name.clone(), size));
+        }
+        sizes.push((name.clone(), size));
         files.insert(name, File { contents: text, mode: Mode::Private });
+    }
+    if !too_large.is_empty() {
+        return Err(BundleError::UserDataTooLarge(sizes));
     }
     let environment = environment_yaml(params, req);
     tracing::debug!(stack = req.stack_name, files = ?files, "bundle rendered");

@@ -68,6 +68,7 @@ const fn opt(name: &'static str, kind: Kind, default: Option<&'static str>, doc:
 }
 
 pub const STORAGE: &[&str] = &["filesystem", "swift"];
+pub const NODE_CONFIG: &[&str] = &["cloud-config", "ignition"];
 
 pub const DEFS: &[Def] = &[
     req("hostname", Kind::Label, "Name of the management node; also the default stack name."),
@@ -104,6 +105,12 @@ pub const DEFS: &[Def] = &[
         Kind::Count(60, 86400),
         Some("1800"),
         "Seconds Heat waits for each node to signal that it is ready.",
+    ),
+    opt(
+        "node_config",
+        Kind::Choice(NODE_CONFIG),
+        Some("cloud-config"),
+        "Format of the node configs: cloud-config (the seed's; Flatcar's agent applies it at every boot) or ignition (spec 3.3.0; applied once, before the first boot).",
     ),
     opt(
         "handoff",

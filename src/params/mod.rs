@@ -54,6 +54,15 @@ pub struct Workers {
     pub image: String,
 }
 
+/// The agent a node's config is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeConfigFormat {
+    /// `#cloud-config`, applied by Flatcar's coreos-cloudinit at every boot.
+    CloudConfig,
+    /// Ignition JSON (spec 3.3.0), applied once, before the first boot.
+    Ignition,
+}
+
 /// Everything the later stages need, checked.
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -69,6 +78,7 @@ pub struct Params {
     pub volume_size: u64,
     pub docker_mtu: u64,
     pub node_timeout: u64,
+    pub node_config: NodeConfigFormat,
     /// Form the swarm over SSH once the stack is complete.
     pub handoff: bool,
     pub registry: Registry,
@@ -164,6 +174,10 @@ impl Params {
         let docker_mtu = get.count("docker_mtu");
         let node_timeout = get.count("node_timeout");
         let handoff = get.text("handoff") == "true";
+        let node_config = match get.text("node_config").as_str() {
+            "ignition" => NodeConfigFormat::Ignition,
+            _ => NodeConfigFormat::CloudConfig,
+        };
         let env_credentials = credentials::EnvFileCredentials {
             file: merged.value_at("os_authurl").or_else(|| merged.value_at("os_password")).map(|w| w.path.clone()),
             auth_url: get.opt_text("os_authurl"),
@@ -204,6 +218,7 @@ impl Params {
             volume_size,
             docker_mtu,
             node_timeout,
+            node_config,
             handoff,
             registry,
             env_credentials,
@@ -337,9 +352,21 @@ mod tests {
     }
 
     #[test]
-    fn the_handoff_is_on_by_default_and_off_on_the_local_cloud() {
-        assert!(load(&["examples/env_params.yml"]).handoff);
-        // Nothing boots under the local cloud's fake hypervisor.
-        assert!(!load(&["examples/env_params.yml", "env/local-cloud.yml"]).handoff);
+    fn the_handoff_and_the_node_config_format_have_their_defaults() {
+        let seed = load(&["examples/env_params.yml"]);
+        assert!(seed.handoff);
+        assert_eq!(seed.node_config, NodeConfigFormat::CloudConfig, "the seed's format");
+        // The local cloud's nodes boot (dev/boot), so it hands off too.
+        assert!(load(&["examples/env_params.yml", "env/local-cloud.yml"]).handoff);
+    }
+
+    #[test]
+    fn handoff_false_and_ignition_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("o.yml");
+        std::fs::write(&f, "parameters:\n  handoff: false\n  node_config: ignition\n").unwrap();
+        let p = load(&["examples/env_params.yml", f.to_str().unwrap()]);
+        assert!(!p.handoff);
+        assert_eq!(p.node_config, NodeConfigFormat::Ignition);
     }
 }

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Tells Heat once how this node's first boot went. /etc/provision/ready
+# Tells Heat once how this node's first boot went, on its wait handle
+# (/etc/provision/signal-endpoint, with the handle's token). /etc/provision/ready
 # lists what must be up ("unit NAME", "probe URL CODE") and what may be
 # degraded ("optional-unit NAME", "optional-probe URL CODE"); "ca FILE" is
 # the CA the probes trust (the stack's, which curl does not know).
@@ -17,7 +18,8 @@
 # rebooted node does not signal again (Heat has its answer, and the
 # handle's token may be gone).
 set -u
-command_file=${PROVISION_SIGNAL_COMMAND:-/etc/provision/signal-command}
+endpoint_file=${PROVISION_SIGNAL_ENDPOINT:-/etc/provision/signal-endpoint}
+token_file=${PROVISION_SIGNAL_TOKEN:-/etc/provision/signal-token}
 ready_file=${PROVISION_READY:-/etc/provision/ready}
 body=${PROVISION_SIGNAL_BODY:-/run/provision-signal.json}
 signalled=${PROVISION_SIGNALLED:-/var/lib/provision/signalled}
@@ -32,10 +34,13 @@ json_escape() {
 signal() {
   printf '{"status": "%s", "reason": "%s", "id": "%s"}' \
     "$1" "$(printf '%s' "$2" | tail -c 2000 | json_escape)" "$name" > "$body"
-  local cmd attempt
-  cmd=$(cat "$command_file")
+  local endpoint attempt
+  endpoint=$(cat "$endpoint_file")
   for attempt in 1 2 3 4 5; do
-    if eval "$cmd --fail --silent --show-error --data-binary @$body" >/dev/null; then
+    # The token goes in a header read from a file, never on a command line.
+    if curl --fail --silent --show-error -X POST -H @<(printf 'X-Auth-Token: %s\n' "$(cat "$token_file")") \
+      -H 'Content-Type: application/json' -H 'Accept: application/json' \
+      --data-binary "@$body" "$endpoint" >/dev/null; then
       mkdir -p "$(dirname "$signalled")"
       printf '%s %s\n' "$1" "$(date -u +%FT%TZ)" > "$signalled"
       return 0
