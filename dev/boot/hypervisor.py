@@ -301,10 +301,15 @@ class Node:
             with open(log_path, "ab") as out:
                 out.write(f"=== provision-boot: ignition --stage {stage}\n".encode())
                 out.flush()
-                rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).returncode
+                rc = subprocess.run(
+                    cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.hv.ignition_env()
+                ).returncode
             if rc != 0:
                 # As on Flatcar: a config Ignition cannot apply stops the boot.
                 raise IgnitionFailed(f"ignition --stage {stage} failed (exit {rc}); the node does not boot (see its console)")
+        # Ignition enables units through presets, which systemd applies at a
+        # first boot: a machine id not yet made says this is one.
+        (self.dir / "root/etc/machine-id").write_text("uninitialized\n")
         # coreos-cloudinit does not run on a node Ignition provisioned.
         mask = self.dir / "root/etc/systemd/system/oem-cloudinit.service"
         if mask.exists() or mask.is_symlink():
@@ -558,6 +563,18 @@ class Hypervisor:
             run("ip", "-n", ns, "addr", "del", f"{f}/32", "dev", "qg", check=False)
         r["fips"], r["nat"] = want, text
         log(f"router {short(router_id)}: floating IPs {', '.join(f'{a}->{b}' for a, b in sorted(fips)) or 'none'}")
+
+    def ignition_env(self):
+        """Debian's Ignition relabels what it wrote for SELinux with setfiles,
+        as Flatcar's initramfs does; there is no SELinux policy here, so the
+        setfiles it finds first does nothing."""
+        bin_dir = self.state / "bin"
+        shim = bin_dir / "setfiles"
+        if not shim.exists():
+            bin_dir.mkdir(exist_ok=True)
+            shim.write_text("#!/bin/sh\n# dev/boot: no SELinux policy to label files with.\nexit 0\n")
+            shim.chmod(0o755)
+        return {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/sbin:/usr/bin')}"}
 
     def metadata_owner(self, router_id, ip):
         return self.owners.get(router_id, {}).get(ip)
