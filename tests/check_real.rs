@@ -79,8 +79,6 @@ fn deploy() -> Deployed {
         cache_port,
         bind: "127.0.0.1",
         redis_addr: &redis_addr,
-        redis_password: &redis.password,
-        http_secret: "test-secret",
         blobs: Blobs::Filesystem,
         remote_url: if proxied { &upstream_url } else { "" },
         layout: layout(name),
@@ -89,11 +87,17 @@ fn deploy() -> Deployed {
     // stands in for Docker Hub.
     let mut up = registry::private(&Inputs { registry_port: upstream_port, ..inputs("upstream", false) });
     up.auth = None;
-    let upstream = Registry::start("upstream", dir.path(), &up, &[]);
-    let private = Registry::start("private", dir.path(), &registry::private(&inputs("private", false)), &[]);
+    let upstream = Registry::start("upstream", dir.path(), &up, &redis.secrets(), &[]);
+    let private =
+        Registry::start("private", dir.path(), &registry::private(&inputs("private", false)), &redis.secrets(), &[]);
     let ca = stack.join("certs/ca.crt");
-    let cache =
-        Registry::start("cache", dir.path(), &registry::cache(&inputs("cache", true)), &[("SSL_CERT_FILE", &ca)]);
+    let cache = Registry::start(
+        "cache",
+        dir.path(),
+        &registry::cache(&inputs("cache", true)),
+        &redis.secrets(),
+        &[("SSL_CERT_FILE", &ca)],
+    );
     Deployed {
         env: s(&env),
         state,

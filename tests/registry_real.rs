@@ -25,8 +25,7 @@ const USER: &str = "provision";
 /// What the library needs to render both configurations, owned here.
 struct Site {
     redis_addr: String,
-    redis_password: String,
-    http_secret: String,
+    secrets: registry::Secrets,
     registry_port: u16,
     cache_port: u16,
     remote_url: String,
@@ -38,8 +37,7 @@ impl Site {
         let at = |p: PathBuf| p.to_str().expect("a UTF-8 temp path").to_string();
         Site {
             redis_addr: redis.addr(),
-            redis_password: redis.password.clone(),
-            http_secret: provision::bundle::random_token(32),
+            secrets: redis.secrets(),
             registry_port,
             cache_port: free_port(),
             remote_url,
@@ -62,8 +60,6 @@ impl Site {
             cache_port: self.cache_port,
             bind: "127.0.0.1",
             redis_addr: &self.redis_addr,
-            redis_password: &self.redis_password,
-            http_secret: &self.http_secret,
             blobs: Blobs::Filesystem,
             remote_url: &self.remote_url,
             layout: self.layout.clone(),
@@ -88,7 +84,7 @@ fn private_registry_takes_a_push_with_the_generated_password_and_refuses_a_wrong
     let site = Site::new(dir.path(), &tls, &redis, "https://unused.invalid".into(), free_port());
     let password = provision::bundle::random_token(24);
     std::fs::write(&site.layout.htpasswd, registry::htpasswd_line(USER, &password)).unwrap();
-    let private = Registry::start("private", dir.path(), &registry::private(&site.inputs()), &[]);
+    let private = Registry::start("private", dir.path(), &registry::private(&site.inputs()), &site.secrets, &[]);
     let image = client::build_image(dir.path());
     let skopeo = Skopeo::new(dir.path(), &tls);
 
@@ -148,11 +144,16 @@ impl Chain {
         // never to a basic-auth one.
         let mut up = registry::private(&site.inputs());
         up.auth = None;
-        let upstream = Registry::start("upstream", dir.path(), &up, &[]);
+        let upstream = Registry::start("upstream", dir.path(), &up, &site.secrets, &[]);
         // The cache pings the upstream as it starts, through Go's TLS, which
         // trusts only the system roots unless told otherwise.
-        let cache =
-            Registry::start("cache", dir.path(), &registry::cache(&site.inputs()), &[("SSL_CERT_FILE", &tls.ca_file)]);
+        let cache = Registry::start(
+            "cache",
+            dir.path(),
+            &registry::cache(&site.inputs()),
+            &site.secrets,
+            &[("SSL_CERT_FILE", &tls.ca_file)],
+        );
         let image = client::build_image(dir.path());
         let skopeo = Skopeo::new(dir.path(), &tls);
         let push = skopeo.copy(&image.reference, &docker_ref(&upstream, REPO), Creds::None);
@@ -249,7 +250,12 @@ fn both_registries_keep_blob_descriptors_in_their_own_redis_database_behind_the_
         );
     }
     // Without the password Redis refuses, so the keys above were written
-    // with the rendered `redis.password`.
+    // with the password from REGISTRY_REDIS_PASSWORD (the file has none).
     let anonymous = c.redis.cli(cache_db, false, &["DBSIZE"]);
     assert!(text(&anonymous).contains("NOAUTH"), "Redis answered without a password:\n{}", text(&anonymous));
+    // And the HTTP secret from REGISTRY_HTTP_SECRET: without one, registry
+    // makes a random secret and says so.
+    for r in [&c.upstream, &c.cache] {
+        assert!(!r.log().contains("No HTTP secret provided"), "a registry did not read its HTTP secret:\n{}", r.tail());
+    }
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tera::Context;
 
-use crate::params::{Network, Params, Storage};
+use crate::params::{Network, NodeConfigFormat, Params, Storage};
 use crate::state::{self, Mode, StateDir, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +229,7 @@ fn manager_services(data: &str) -> Vec<nodes::Service> {
         after,
         args,
         optional,
+        env_file: (container != "provision-redis").then_some(nodes::REGISTRY_ENV),
     };
     vec![
         service(
@@ -272,10 +273,10 @@ pub fn signal_timeout(node_timeout: u64) -> u64 {
     node_timeout - (node_timeout / 4).min(60)
 }
 
-/// Names of the generated secrets in the state directory.
+/// Names of the generated secrets in the state directory. Redis's password
+/// and the registries' HTTP secret are not among them: the manager makes
+/// those itself (see [`registry::Secrets`]).
 pub const REGISTRY_PASSWORD: &str = "registry-password";
-const REDIS_PASSWORD: &str = "redis-password";
-const HTTP_SECRET: &str = "registry-http-secret";
 const HTPASSWD: &str = "registry-htpasswd";
 
 pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
@@ -285,8 +286,6 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     let certs = certs::ensure(req.state, req.stack_name, &names, req.now)?;
     tracing::debug!(ca = ?certs.ca, server = ?certs.server, names = ?names, "registry certificates");
     let registry_password = secret(req.state, REGISTRY_PASSWORD, 24)?;
-    let redis_password = secret(req.state, REDIS_PASSWORD, 32)?;
-    let http_secret = secret(req.state, HTTP_SECRET, 32)?;
 
     let volume = params.volume_size > 0;
     let data = nodes::data_dir(volume);
@@ -302,8 +301,6 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         cache_port: CACHE_PORT,
         bind: "",
         redis_addr: &format!("127.0.0.1:{REDIS_PORT}"),
-        redis_password: &redis_password,
-        http_secret: &http_secret,
         blobs,
         remote_url: &params.registry.cache_remote_url,
         layout: registry::Layout::node(),
@@ -320,32 +317,11 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         nodes::Probe { url: format!("https://{fqdn}:{REGISTRY_PORT}/v2/"), code: 401, optional: false },
         nodes::Probe { url: format!("https://{fqdn}/v2/"), code: 200, optional: true },
     ];
-    let rules: Vec<Value> = SWARM_RULES
-        .iter()
-        .map(|r| json!({"name": r.name, "group": r.group, "from": r.from, "protocol": r.protocol, "port": r.port}))
-        .collect();
-
-    let mut ctx = Context::new();
-    ctx.insert("fqdn", &fqdn);
-    ctx.insert("hostname", &params.hostname);
-    ctx.insert("volume", &volume);
-    ctx.insert("network", &json!({"existing": matches!(params.network, Network::Existing(_))}));
-    ctx.insert("swarm_rules", &rules);
     let format = params.node_config;
-    ctx.insert(
-        "node_config",
-        &json!({"manager": format.file_name("manager"), "worker": format.file_name("worker"), "format": format.name()}),
-    );
-
-    let template = checked_yaml("template.yaml", templates.render("heat/stack.yaml", &ctx)?)?;
+    let shape = Shape { fqdn: &fqdn, volume, existing_network: matches!(params.network, Network::Existing(_)), format };
+    let (template, worker_template) = heat_templates(&templates, &shape)?;
     let mut files = BTreeMap::new();
-    files.insert(
-        "worker.yaml".to_string(),
-        File {
-            contents: checked_yaml("worker.yaml", templates.render("heat/worker.yaml", &ctx)?)?,
-            mode: Mode::Public,
-        },
-    );
+    files.insert("worker.yaml".to_string(), File { contents: worker_template, mode: Mode::Public });
     // Both node configs hold a private host key, so both are 0600.
     let ssh = crate::handoff::keys::stack_keys(req.state, &params.hostname)?;
     let common = nodes::Common {
@@ -370,7 +346,6 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
             cache_config: &cache_config,
             htpasswd: &htpasswd,
             redis_port: REDIS_PORT,
-            redis_password: &redis_password,
             services: &services,
             probes: &probes,
             volume,
@@ -392,7 +367,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     if !too_large.is_empty() {
         return Err(BundleError::UserDataTooLarge(sizes));
     }
-    let environment = environment_yaml(params, req);
+    let environment = environment_yaml(params, req.floating_ip.as_ref(), req.stack_name);
     tracing::debug!(stack = req.stack_name, files = ?files, "bundle rendered");
 
     let describe = |o: &certs::Outcome| match o {
@@ -457,18 +432,58 @@ pub fn heat_parameters(params: &Params, floating_ip: Option<&FloatingIp>) -> ser
     p
 }
 
-fn environment_yaml(params: &Params, req: &Request) -> String {
+/// `environment.yaml`: the Heat parameters and the sections passed through.
+pub fn environment_yaml(params: &Params, floating_ip: Option<&FloatingIp>, stack_name: &str) -> String {
     let mut env = serde_json::Map::new();
-    env.insert("parameters".into(), Value::Object(heat_parameters(params, req.floating_ip.as_ref())));
+    env.insert("parameters".into(), Value::Object(heat_parameters(params, floating_ip)));
     for (k, v) in &params.passthrough {
         env.insert(k.clone(), v.clone());
     }
     format!(
         "# Rendered by provision for stack {}. Deploys with:\n#   openstack stack create -t template.yaml -e environment.yaml {}\n{}",
-        req.stack_name,
-        req.stack_name,
+        stack_name.replace(['\n', '\r'], " "),
+        stack_name.replace(['\n', '\r'], " "),
         serde_saphyr::to_string(&Value::Object(env)).expect("plain data")
     )
+}
+
+/// What decides the shape of the Heat templates (everything else is a
+/// Heat parameter).
+pub struct Shape<'a> {
+    pub fqdn: &'a str,
+    pub volume: bool,
+    pub existing_network: bool,
+    pub format: NodeConfigFormat,
+}
+
+/// The stack's template and the workers' nested template.
+pub fn heat_templates(templates: &render::Templates, shape: &Shape) -> Result<(String, String), BundleError> {
+    let fqdn = shape.fqdn;
+    let rules: Vec<Value> = SWARM_RULES
+        .iter()
+        .map(|r| json!({"name": r.name, "group": r.group, "from": r.from, "protocol": r.protocol, "port": r.port}))
+        .collect();
+    let mut ctx = Context::new();
+    ctx.insert(
+        "description",
+        &format!(
+            "provision: {fqdn}, a Docker registry, pull-through cache and swarm manager, with worker_count swarm workers."
+        ),
+    );
+    ctx.insert("registry", &format!("{fqdn}:{REGISTRY_PORT}"));
+    ctx.insert("cache", &format!("https://{fqdn}"));
+    ctx.insert("volume", &shape.volume);
+    ctx.insert("network", &json!({"existing": shape.existing_network}));
+    ctx.insert("swarm_rules", &rules);
+    let format = shape.format;
+    ctx.insert(
+        "node_config",
+        &json!({"manager": format.file_name("manager"), "worker": format.file_name("worker"), "format": format.name()}),
+    );
+    Ok((
+        checked_yaml("template.yaml", templates.render("heat/stack.yaml", &ctx)?)?,
+        checked_yaml("worker.yaml", templates.render("heat/worker.yaml", &ctx)?)?,
+    ))
 }
 
 fn checked_yaml(name: &str, text: String) -> Result<String, BundleError> {

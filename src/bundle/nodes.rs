@@ -17,6 +17,9 @@ const DATA_ON_DISK: &str = "/var/lib/provision";
 const DATA_ON_VOLUME: &str = "/data";
 const SIGNAL_SCRIPT: &str = "/opt/provision/bin/provision-signal";
 const VOLUME_SCRIPT: &str = "/opt/provision/bin/provision-data-volume";
+const SECRETS_SCRIPT: &str = "/opt/provision/bin/provision-secrets";
+/// Made on the manager at its first boot by the secrets script.
+pub const REGISTRY_ENV: &str = "/etc/provision/secrets/registry.env";
 
 /// A container the manager runs as a systemd unit.
 #[derive(Debug, Serialize)]
@@ -33,6 +36,8 @@ pub struct Service {
     /// May be degraded without failing the node: retried forever, and
     /// named in the node's SUCCESS rather than failing it.
     pub optional: bool,
+    /// Variables made on the node (the registries' secrets).
+    pub env_file: Option<&'static str>,
 }
 
 /// An HTTPS request the node makes to itself (trusting the stack's CA)
@@ -64,7 +69,6 @@ pub struct Manager<'a> {
     pub cache_config: &'a str,
     pub htpasswd: &'a str,
     pub redis_port: u16,
-    pub redis_password: &'a str,
     pub services: &'a [Service],
     pub probes: &'a [Probe],
     pub volume: bool,
@@ -88,12 +92,16 @@ pub fn manager(t: &Templates, c: &Common, m: &Manager) -> Result<NodeConfig, Ren
     ]);
     let mut redis = Context::new();
     redis.insert("port", &m.redis_port);
-    redis.insert("password", m.redis_password);
-    files.push(NodeFile::new("/etc/provision/redis/redis.conf", 0o600, t.render("nodes/redis.conf", &redis)?));
+    files.push(NodeFile::new("/etc/provision/redis/redis.conf", 0o644, t.render("nodes/redis.conf", &redis)?));
+    files.push(NodeFile::new(SECRETS_SCRIPT, 0o755, t.render("nodes/secrets.sh", &Context::new())?));
     // What the signal waits for: units that must run and probes that must
     // answer; the optional ones may be degraded (the cache needs its upstream).
     let mut ready = vec!["ca /etc/provision/certs/ca.crt".to_string()];
-    ready.extend(["unit docker.service".into(), "unit provision-hosts.service".into()]);
+    ready.extend([
+        "unit docker.service".into(),
+        "unit provision-hosts.service".into(),
+        "unit provision-secrets.service".into(),
+    ]);
     if m.volume {
         ready.push("unit provision-data.service".into());
     }
@@ -122,7 +130,14 @@ pub fn manager(t: &Templates, c: &Common, m: &Manager) -> Result<NodeConfig, Ren
     // Docker is socket-activated on Flatcar: enabled, it also starts at
     // boot, so a rebooted node rejoins its swarm without being asked.
     units.push(docker);
-    units.push(hosts_unit(t, c.fqdn, "127.0.0.1")?);
+    files.push(hosts_file(c.fqdn, "127.0.0.1"));
+    units.push(hosts_unit(t)?);
+    let mut secrets = Context::new();
+    secrets.insert("script", SECRETS_SCRIPT);
+    units.push(NodeUnit::service(
+        "provision-secrets.service",
+        t.render("nodes/units/provision-secrets.service", &secrets)?,
+    ));
     for s in m.services {
         let mut ctx = Context::new();
         ctx.insert("svc", s);
@@ -142,8 +157,9 @@ pub fn manager(t: &Templates, c: &Common, m: &Manager) -> Result<NodeConfig, Ren
 pub fn worker(t: &Templates, c: &Common, host_key: (&str, &str)) -> Result<NodeConfig, RenderError> {
     let mut files = common_files(t, c, host_key)?;
     files.push(NodeFile::new("/etc/provision/ready", 0o644, "unit docker.service\nunit provision-hosts.service"));
+    files.push(hosts_file(c.fqdn, "@@MANAGER_IP@@"));
     let units = vec![
-        hosts_unit(t, c.fqdn, "@@MANAGER_IP@@")?,
+        hosts_unit(t)?,
         // Nothing uses Docker's socket before the hand-off: started now and
         // enabled, so the node is ready for the swarm and rejoins it after
         // a reboot.
@@ -181,11 +197,13 @@ fn common_files(
     ])
 }
 
-fn hosts_unit(t: &Templates, fqdn: &str, address: &str) -> Result<NodeUnit, RenderError> {
-    let mut ctx = Context::new();
-    ctx.insert("fqdn", fqdn);
-    ctx.insert("address", address);
-    Ok(NodeUnit::service("provision-hosts.service", t.render("nodes/units/provision-hosts.service", &ctx)?))
+/// The line the hosts unit adds to /etc/hosts.
+fn hosts_file(fqdn: &str, address: &str) -> NodeFile {
+    NodeFile::new("/etc/provision/hosts", 0o644, format!("{address} {fqdn}"))
+}
+
+fn hosts_unit(t: &Templates) -> Result<NodeUnit, RenderError> {
+    Ok(NodeUnit::service("provision-hosts.service", t.render("nodes/units/provision-hosts.service", &Context::new())?))
 }
 
 /// Started at every boot (cloud-config) or enabled (Ignition); after Heat's

@@ -97,7 +97,6 @@ pub struct Disabled {
 pub struct Http {
     pub addr: String,
     pub host: String,
-    pub secret: String,
     pub tls: Tls,
     pub headers: Headers,
 }
@@ -125,11 +124,11 @@ pub struct Htpasswd {
     pub path: String,
 }
 
-/// Registry 2.8 reads `addr` (one address), not v3's `addrs`.
+/// Registry 2.8 reads `addr` (one address), not v3's `addrs`. The password
+/// is not here: see [`Secrets`].
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Redis {
     pub addr: String,
-    pub password: String,
     pub db: u8,
 }
 
@@ -165,8 +164,6 @@ pub struct Inputs<'a> {
     pub cache_port: u16,
     pub bind: &'a str,
     pub redis_addr: &'a str,
-    pub redis_password: &'a str,
-    pub http_secret: &'a str,
     pub blobs: Blobs,
     pub remote_url: &'a str,
     pub layout: Layout,
@@ -187,12 +184,11 @@ fn common(i: &Inputs, port: u16, rootdirectory: &str, db: u8) -> Config {
         http: Http {
             addr: format!("{}:{port}", i.bind),
             host,
-            secret: i.http_secret.to_string(),
             tls: Tls { certificate: i.layout.cert.clone(), key: i.layout.key.clone() },
             headers: Headers { content_type_options: vec!["nosniff"] },
         },
         auth: None,
-        redis: Redis { addr: i.redis_addr.to_string(), password: i.redis_password.to_string(), db },
+        redis: Redis { addr: i.redis_addr.to_string(), db },
         proxy: None,
         health: Health { storagedriver: HealthCheck { enabled: true, interval: "10s", threshold: 3 } },
     }
@@ -215,6 +211,29 @@ pub fn cache(i: &Inputs) -> Config {
     let mut c = common(i, i.cache_port, &i.layout.cache_data, 0);
     c.proxy = Some(Proxy { remoteurl: i.remote_url.to_string() });
     c
+}
+
+/// The two secrets a registry needs beyond its file: Redis's password and
+/// the HTTP secret that signs upload state. They are made on the node at its
+/// first boot (templates/nodes/secrets.sh) and reach the registry through
+/// its environment, so neither the node config nor Heat ever holds them.
+#[derive(Clone)]
+pub struct Secrets {
+    pub redis_password: String,
+    pub http_secret: String,
+}
+
+impl Secrets {
+    /// The variables the registry reads over its config file.
+    pub fn env(&self) -> [(&'static str, &str); 2] {
+        [("REGISTRY_REDIS_PASSWORD", &self.redis_password), ("REGISTRY_HTTP_SECRET", &self.http_secret)]
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("Secrets(..)")
+    }
 }
 
 pub fn to_yaml(c: &Config) -> String {
@@ -244,8 +263,6 @@ mod tests {
             cache_port: 443,
             bind: "",
             redis_addr: "127.0.0.1:6379",
-            redis_password: "rp",
-            http_secret: "hs",
             blobs: Blobs::Filesystem,
             remote_url: "https://registry-1.docker.io",
             layout: Layout::node(),
@@ -275,6 +292,9 @@ mod tests {
         assert_eq!(v["auth"]["htpasswd"]["path"], "/etc/provision/registry/htpasswd");
         assert_eq!(v["http"]["tls"]["certificate"], "/etc/provision/certs/registry.crt");
         assert!(v["storage"].get("swift").is_none());
+        // Made on the node, given through the environment.
+        assert!(v["redis"].get("password").is_none());
+        assert!(v["http"].get("secret").is_none());
     }
 
     #[test]

@@ -12,10 +12,12 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("nodes/signal.sh", include_str!("../../templates/nodes/signal.sh")),
     ("nodes/data-volume.sh", include_str!("../../templates/nodes/data-volume.sh")),
     ("nodes/redis.conf", include_str!("../../templates/nodes/redis.conf")),
+    ("nodes/secrets.sh", include_str!("../../templates/nodes/secrets.sh")),
     ("nodes/units/container.service", include_str!("../../templates/nodes/units/container.service")),
     ("nodes/units/docker-data.conf", include_str!("../../templates/nodes/units/docker-data.conf")),
     ("nodes/units/provision-data.service", include_str!("../../templates/nodes/units/provision-data.service")),
     ("nodes/units/provision-hosts.service", include_str!("../../templates/nodes/units/provision-hosts.service")),
+    ("nodes/units/provision-secrets.service", include_str!("../../templates/nodes/units/provision-secrets.service")),
     ("nodes/units/provision-signal.service", include_str!("../../templates/nodes/units/provision-signal.service")),
     (
         "imixs/management/proxy/docker-compose.yml",
@@ -70,6 +72,7 @@ impl Templates {
             };
             sources.push((*name, text));
         }
+        tera.register_filter("yaml", |value: &str, _: tera::Kwargs, _: &tera::State| yaml_scalar(value));
         // All at once, so templates can include each other in any order.
         tera.add_raw_templates(sources).map_err(|e| template_error("templates", &e))?;
         Ok(Templates { tera, overridden })
@@ -79,6 +82,27 @@ impl Templates {
     pub fn render(&self, name: &str, ctx: &Context) -> Result<String, RenderError> {
         self.tera.render(name, ctx).map_err(|e| template_error(name, &e))
     }
+}
+
+/// VALUE as one double-quoted YAML scalar, whatever it holds: the only way
+/// a value enters a YAML template (`{{ value | yaml }}`), so no value can
+/// add a key, an item or a document. Everything outside printable ASCII is
+/// escaped, line and paragraph separators and byte-order marks included.
+pub fn yaml_scalar(value: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            c if (c as u32) <= 0xFFFF => write!(out, "\\u{:04X}", c as u32).expect("a String takes writes"),
+            c => write!(out, "\\U{:08X}", c as u32).expect("a String takes writes"),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A file under `--templates` that replaces no template is a mistake (a
@@ -98,6 +122,23 @@ fn refuse_strangers(root: &Path, dir: &Path) -> Result<(), RenderError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_yaml_scalar_reads_back_as_the_value_it_was() {
+        for v in
+            ["plain", "a: b\n  - path: /etc/passwd", "'\"\\", "\r\u{2028}\u{2029}\u{85}\u{feff}", "{{ x }}", "é😀", ""]
+        {
+            let doc = format!("key: {}\n", yaml_scalar(v));
+            let back: std::collections::BTreeMap<String, String> = serde_saphyr::from_str(&doc).unwrap();
+            assert_eq!(back["key"], v, "{doc}");
+            assert_eq!(back.len(), 1);
+        }
+    }
 }
 
 fn template_error(name: &str, e: &tera::Error) -> RenderError {

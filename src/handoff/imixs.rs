@@ -65,6 +65,8 @@ impl StackFile {
 pub fn render(templates: &Templates, fqdn: &str, images: &Images) -> Result<Vec<StackFile>, HandoffError> {
     let mut ctx = Context::new();
     ctx.insert("fqdn", fqdn);
+    // Traefik's rule for the example app, whole, so it enters its YAML as one value.
+    ctx.insert("hello_rule", &format!("Host(`hello.{fqdn}`)"));
     ctx.insert("images", images);
     ctx.insert("proxy_https_port", &PROXY_HTTPS_PORT);
     ctx.insert("ui_port", &UI_PORT);
@@ -154,8 +156,12 @@ mod tests {
                 assert_eq!(svc["deploy"]["endpoint_mode"], "dnsrr", "{}", s.name);
             }
         }
-        assert!(stacks[2].compose.contains("image: local/busybox:latest"));
-        assert!(stacks[2].compose.contains("Host(`hello.myhost.example.com`)"));
+        let hello: serde_json::Value = serde_saphyr::from_str(&stacks[2].compose).unwrap();
+        assert_eq!(hello["services"]["web"]["image"], "local/busybox:latest");
+        assert_eq!(
+            hello["services"]["web"]["deploy"]["labels"]["traefik.http.routers.hello.rule"],
+            "Host(`hello.myhost.example.com`)"
+        );
         let ui: serde_json::Value = serde_saphyr::from_str(&stacks[1].compose).unwrap();
         assert_eq!(ui["services"]["portainer"]["ports"][0]["published"], u64::from(UI_PORT));
     }

@@ -144,19 +144,22 @@ while :; do
       [ "$state" = active/running ] || degraded="$degraded
 $unit is $state: $(last_error "$unit")"
     done
-    if [ -z "$degraded" ]; then
-      for p in "${optional_probes[@]}"; do
-        out=$(probe $p)
-        [ -z "$out" ] || degraded="$degraded
+    # Probes too, even when the units look up: a unit between two of its
+    # restarts is active for a moment.
+    for p in "${optional_probes[@]}"; do
+      out=$(probe $p)
+      [ -z "$out" ] || degraded="$degraded
 $out"
-      done
-    fi
+    done
     if [ -z "$degraded" ]; then
       signal SUCCESS "$name ready: ${units[*]}"
       exit $?
     fi
     if [ $(( now - ready_since )) -ge "$grace" ] || [ "$now" -ge "$deadline" ]; then
-      signal SUCCESS "$name ready: ${units[*]}; degraded:$degraded"
+      # What is degraded first: Heat keeps only the first 255 characters
+      # of a reason in its events.
+      signal SUCCESS "$name degraded:$degraded
+ready: ${units[*]}"
       exit $?
     fi
   elif [ "$now" -ge "$deadline" ]; then

@@ -157,6 +157,12 @@ impl Redis {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// What a registry using this Redis gets through its environment, as
+    /// on the node (whose secrets script makes both).
+    pub fn secrets(&self) -> registry::Secrets {
+        registry::Secrets { redis_password: self.password.clone(), http_secret: provision::bundle::random_token(32) }
+    }
+
     /// redis-cli against database `db`; the password goes through the
     /// environment when `auth` is set.
     pub fn cli(&self, db: u8, auth: bool, args: &[&str]) -> Output {
@@ -190,9 +196,15 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Writes `config` as the library renders it and serves it, with `env`
-    /// added to the registry's environment.
-    pub fn start(name: &str, dir: &Path, config: &Config, env: &[(&str, &Path)]) -> Registry {
+    /// Writes `config` as the library renders it and serves it, with the
+    /// secrets and `env` added to the registry's environment.
+    pub fn start(
+        name: &str,
+        dir: &Path,
+        config: &Config,
+        secrets: &registry::Secrets,
+        env: &[(&str, &Path)],
+    ) -> Registry {
         let host = config.http.addr.clone();
         let port: u16 = host.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("http.addr ends in a port");
         let file = dir.join(format!("{name}.yml"));
@@ -204,6 +216,9 @@ impl Registry {
             if k.to_string_lossy().starts_with("REGISTRY_") {
                 cmd.env_remove(k);
             }
+        }
+        for (k, v) in secrets.env() {
+            cmd.env(k, v);
         }
         for (k, v) in env {
             cmd.env(k, v);
