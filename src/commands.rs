@@ -68,7 +68,22 @@ pub struct Loaded {
     pub stack_name: String,
 }
 
+/// A command line that cannot work, found before anything is read or made.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 pub fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
+    if let Some(dir) = &global.templates {
+        if !dir.is_dir() {
+            let what = if dir.exists() { "is not a folder" } else { "does not exist" };
+            return Err(Usage(format!(
+                "--templates {}: {what}; give a folder laid out like templates/ in provision's source",
+                dir.display()
+            ))
+            .into());
+        }
+    }
     let params = Params::load(&global.env)?;
     let req = credentials::Request {
         os_cloud: global.os_cloud.clone(),
@@ -102,6 +117,13 @@ fn check_stack_name(name: &str) -> Result<(), InputError> {
 }
 
 fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(Usage(format!(
+            "--out {}: is a file; give a folder (made if missing) for the bundle",
+            args.out.display()
+        ))
+        .into());
+    }
     let loaded = load(global, ui)?;
     let floating_ip = args.floating_ip.as_deref().map(parse_floating_ip).transpose()?;
     let state = state_dir(global, &loaded.stack_name)?;

@@ -32,8 +32,10 @@ fn main() -> ExitCode {
                 err.downcast_ref::<provision::bundle::BundleError>(),
                 Some(provision::bundle::BundleError::UserDataTooLarge(_))
             );
+            let usage = err.downcast_ref::<commands::Usage>().is_some();
             let (code, kind) = match (err.downcast_ref::<InputError>(), still_running) {
                 (Some(_), _) => (EXIT_BAD_INPUT, "input"),
+                _ if usage => (EXIT_BAD_INPUT, "usage"),
                 _ if too_large => (EXIT_BAD_INPUT, "input"),
                 (None, Some(s)) if s.interrupted => (EXIT_INTERRUPTED, "interrupted"),
                 (None, Some(_)) => (EXIT_TIMED_OUT, "timeout"),
@@ -43,8 +45,7 @@ fn main() -> ExitCode {
                     None => (EXIT_FAILED, "failed"),
                 },
             };
-            // `{:#}` prints the whole context chain on one line.
-            let message = format!("{err:#}");
+            let message = one_line(&err);
             ui.error(&message);
             let problems = err.downcast_ref::<InputError>().map(|e| {
                 e.0.iter()
@@ -63,6 +64,24 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: an error that
+/// already ends with its cause's text (an I/O error it names) is not
+/// followed by that cause again.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.ends_with(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 /// `RUST_LOG` turns on tracing (to stderr); without it nothing is traced.

@@ -773,3 +773,30 @@ fn a_node_config_too_large_for_nova_is_refused_with_the_sizes() {
         assert!(!run.out.join(m).exists(), "nothing written");
     }
 }
+
+/// Usage and path mistakes are found before anything is made, exit 2, and
+/// say each OS error once.
+#[test]
+fn path_mistakes_are_found_first_and_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "a-file", "x");
+    let state = dir.path().join("state");
+    let run = |args: &[&str]| {
+        let out = provision(dir.path()).arg("render").args(["--env", SEED]).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let s = state.to_str().unwrap();
+    let (code, err) = run(&["--out", &file, "--state-dir", s]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("error: --out {file}: is a file")), "{err}");
+    let (code, err) =
+        run(&["--out", dir.path().join("o").to_str().unwrap(), "--state-dir", s, "--templates", "/nonexistent"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("error: --templates /nonexistent: does not exist"), "{err}");
+    assert!(!state.exists(), "nothing is made for a command line that cannot work");
+    // A state directory under a file: the OS error once, not twice.
+    let under = format!("{file}/state");
+    let (code, err) = run(&["--out", dir.path().join("o").to_str().unwrap(), "--state-dir", &under]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+}
