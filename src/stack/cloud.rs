@@ -19,6 +19,9 @@ use crate::params::credentials::{Auth, Credentials};
 pub enum CloudError {
     #[error("Keystone at {url} did not accept the credentials from {source_name}: {message}")]
     Auth { url: String, source_name: String, message: String },
+    /// Keystone could not be asked at all: the network, TLS or the server.
+    #[error("cannot reach Keystone at {url} (credentials from {source_name}): {message}")]
+    Login { url: String, source_name: String, message: String },
     #[error("{what}: HTTP {status}: {message}")]
     Http { what: String, status: u16, message: String },
     #[error("{what}: no answer from the cloud after {tries} tries: {message}")]
@@ -124,6 +127,11 @@ fn cloud_config(c: &Credentials) -> CloudConfig {
 impl Cloud {
     /// Logs in. `notice` gets one-line messages about retries.
     pub async fn connect(c: &Credentials, notice: Box<dyn Fn(&str) + Send + Sync>) -> Result<Cloud, CloudError> {
+        reach(c, notice.as_ref()).await.map_err(|message| CloudError::Login {
+            url: c.auth_url.clone(),
+            source_name: c.source.to_string(),
+            message,
+        })?;
         let config = cloud_config(c);
         let os = AsyncOpenStack::builder(&config)
             .disable_auth_cache(true)
@@ -137,9 +145,9 @@ impl Cloud {
                 source_name: c.source.to_string(),
                 message: auth_message(&e),
             })?;
-        // Keystone plus version discovery: counted so the benchmark's number
-        // is every request this tool made.
-        Ok(Cloud { os, retry: Retry::default(), requests: AtomicU64::new(2), notice })
+        // The reachability check, Keystone and version discovery: counted so
+        // the benchmark's number is every request this tool made.
+        Ok(Cloud { os, retry: Retry::default(), requests: AtomicU64::new(3), notice })
     }
 
     pub fn with_retry(mut self, retry: Retry) -> Cloud {
@@ -224,9 +232,61 @@ fn short(e: &CloudError) -> String {
     match e {
         CloudError::Http { status, .. } => format!("HTTP {status}"),
         CloudError::Unreachable { message, .. } => message.clone(),
-        CloudError::Auth { message, .. } => message.clone(),
+        CloudError::Auth { message, .. } | CloudError::Login { message, .. } => message.clone(),
     }
 }
+
+/// How long a login waits for Keystone to answer at all, and when it says
+/// that it is waiting.
+const LOGIN_WAIT: Duration = Duration::from_secs(30);
+const LOGIN_NOTICE: Duration = Duration::from_secs(5);
+
+/// One GET of the auth URL before the SDK logs in. Its version discovery
+/// reports every failure as "discovery error", tries several URLs and waits
+/// up to two minutes on each; this says why (refused, DNS, TLS and the
+/// verifier's reason, no answer, 5xx) within [`LOGIN_WAIT`].
+async fn reach(c: &Credentials, notice: &(dyn Fn(&str) + Send + Sync)) -> Result<(), String> {
+    let mut client =
+        reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(LOGIN_WAIT).user_agent(USER_AGENT);
+    if let Some(ca) = &c.cacert {
+        let pem = std::fs::read(ca).map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|_| format!("the CA file {} holds no PEM certificate", ca.display()))?;
+        client = client.tls_certs_merge(certs);
+    }
+    if !c.verify {
+        client = client.tls_danger_accept_invalid_certs(true);
+    }
+    let client = client.build().map_err(|e| format!("cannot set up HTTPS: {e}"))?;
+    let get = client.get(&c.auth_url).send();
+    tokio::pin!(get);
+    let answer = tokio::select! {
+        a = &mut get => a,
+        _ = tokio::time::sleep(LOGIN_NOTICE) => {
+            notice(&format!("waiting for Keystone at {} (up to {} s)", c.auth_url, LOGIN_WAIT.as_secs()));
+            get.await
+        }
+    };
+    match answer {
+        Ok(rsp) if rsp.status().is_server_error() => {
+            Err(format!("the server answered HTTP {}: it is there but failing", rsp.status().as_u16()))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.is_timeout() => Err(format!("no answer within {} s", LOGIN_WAIT.as_secs())),
+        Err(e) => {
+            let mut chain = vec![e.to_string()];
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                chain.push(c.to_string());
+                cause = c.source();
+            }
+            Err(login_failure(&chain))
+        }
+    }
+}
+
+/// Sent with every request this tool makes.
+pub const USER_AGENT: &str = concat!("provision/", env!("CARGO_PKG_VERSION"));
 
 /// The human part of an OpenStack error body. Heat says
 /// `{"error": {"message": ..., "type": ...}, "title": ...}`; Nova and
@@ -270,22 +330,79 @@ fn transport_message(text: &str) -> String {
 }
 
 fn auth_message(e: &OpenStackError) -> String {
-    let text = e.to_string();
-    let lower = text.to_ascii_lowercase();
+    // The SDK's own text ("endpoint version discovery error:") says where it
+    // failed, not why; the why is down its chain of causes.
+    let mut chain = vec![e.to_string()];
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        chain.push(c.to_string());
+        cause = c.source();
+    }
+    login_failure(&chain)
+}
+
+/// What an operator can act on, from an error and its causes (outermost
+/// first): the network, TLS, the server, or the credentials.
+fn login_failure(chain: &[String]) -> String {
+    let find = |needle: &str| chain.iter().find(|t| t.to_ascii_lowercase().contains(needle));
+    if let Some(t) = find("certificate") {
+        // rustls names the reason; said in the operator's words.
+        let reason = [
+            ("UnknownIssuer", "signed by a CA this machine does not trust; give that CA with --os-cacert or cacert in clouds.yaml"),
+            ("CaUsedAsEndEntity", "a CA certificate (CA:TRUE) serving as the server's own; the server needs a certificate issued by that CA"),
+            ("Expired", "expired"),
+            ("NotValidYet", "not valid yet (check the clocks)"),
+            ("NotValidForName", "not issued for this host name"),
+            ("Revoked", "revoked"),
+        ]
+        .iter()
+        .find(|(k, _)| t.contains(k))
+        .map_or_else(|| t.clone(), |(_, said)| said.to_string());
+        return format!("the server's TLS certificate is not accepted: {reason}");
+    }
+    if find("dns error").or_else(|| find("failed to lookup address")).is_some() {
+        return "the name does not resolve (DNS)".into();
+    }
+    if find("connection refused").is_some() {
+        return "connection refused: nothing listens there".into();
+    }
+    if find("timed out").is_some() {
+        return "no answer in time".into();
+    }
+    let all = chain.join(": ").to_ascii_lowercase();
     let refused = ["401", "unauthorized", "requires authentication", "could not find user", "invalid user"];
-    if refused.iter().any(|r| lower.contains(r)) || lower.contains("authentication") && lower.contains("fail") {
+    if refused.iter().any(|r| all.contains(r)) || all.contains("authentication") && all.contains("fail") {
         return "wrong user, password or project (Keystone said 401)".into();
     }
-    let t = transport_message(&text);
-    if t != text.lines().next().unwrap_or(&text).chars().take(200).collect::<String>() {
-        return t;
+    let mut said: Vec<&str> = Vec::new();
+    for t in chain {
+        let line = t.lines().next().unwrap_or("").trim().trim_end_matches(':');
+        if !line.is_empty() && !said.iter().any(|s| s.contains(line)) {
+            said.push(line);
+        }
     }
-    text.lines().next().unwrap_or(&text).chars().take(300).collect()
+    said.join(": ").chars().take(300).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_failures_say_what_to_act_on() {
+        let said = |chain: &[&str]| login_failure(&chain.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(
+            said(&["error sending request", "client error (Connect)", "Connection refused (os error 111)"])
+                .starts_with("connection refused")
+        );
+        assert!(said(&["error sending request", "dns error", "failed to lookup address information"]).contains("DNS"));
+        let tls = said(&["error sending request", "invalid peer certificate: UnknownIssuer"]);
+        assert!(tls.contains("does not trust") && tls.contains("--os-cacert"), "{tls}");
+        assert!(said(&["x", "invalid peer certificate: Expired"]).ends_with("expired"));
+        assert!(said(&["The request you have made requires authentication. (HTTP 401)"]).contains("401"));
+        // A port of 5000 is not an HTTP 500.
+        assert_eq!(said(&["discovery error at http://k:5000/v3", "boom"]), "discovery error at http://k:5000/v3: boom");
+    }
 
     #[test]
     fn heat_errors_lose_their_traceback() {
