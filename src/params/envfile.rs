@@ -24,6 +24,14 @@ const HEAT_ONLY: &[&str] = &["encrypted_param_names", "event_sinks", "parameter_
 /// file (or `/dev/zero`) and is refused before it is read whole.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
+/// YAML nodes (values, lists, mappings, with aliases expanded) a file may
+/// hold. A real environment file has under a hundred; serde-saphyr's own
+/// default (250,000) lets an alias bomb take some 60 MiB before it stops.
+pub const MAX_NODES: usize = 20_000;
+
+/// Nesting of lists and mappings: resource_registry is three levels deep.
+pub const MAX_DEPTH: usize = 64;
+
 /// The source text of a scalar is kept up to this many bytes: enough to
 /// show any number as it was written, bounded for a pasted megabyte.
 const MAX_RAW_BYTES: usize = 1024;
@@ -87,9 +95,20 @@ impl EnvFile {
         // would read as `false`, and no parameter here is a boolean anyway.
         // `.inf` and `.nan` arrive as the words, to be refused with the
         // parameter's own message rather than as a YAML error.
+        let mut budget = serde_saphyr::Budget::default();
+        budget.max_nodes = MAX_NODES;
+        budget.max_depth = MAX_DEPTH;
+        budget.max_events = 4 * MAX_NODES;
+        budget.max_aliases = 1_000;
+        budget.max_anchors = 1_000;
+        budget.max_total_scalar_bytes = 4 * MAX_FILE_BYTES as usize;
+        let mut alias_limits = serde_saphyr::options::AliasLimits::default();
+        alias_limits.max_total_replayed_events = MAX_NODES;
         let options = serde_saphyr::options! {
             strict_booleans: true,
             non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::AsString,
+            budget: Some(budget),
+            alias_limits: alias_limits,
         };
         let raw: RawFile = match serde_saphyr::from_str_with_options(text, options) {
             Ok(raw) => raw,
@@ -134,10 +153,13 @@ impl EnvFile {
                         .hint("remove it; provision reads parameters, parameter_defaults and resource_registry"),
                 ),
                 RawSection::Unknown => problems.push(
-                    Problem::new(where_, format!("`{}` is not a section of a Heat environment file", error::echo(&key.value)))
-                        .key(&error::echo(&key.value))
-                        .suggest_from(&key.value, SECTIONS)
-                        .hint_if_none(format!("the sections are: {}", SECTIONS.join(", "))),
+                    Problem::new(
+                        where_,
+                        format!("`{}` is not a section of a Heat environment file", error::echo(&key.value)),
+                    )
+                    .key(&error::echo(&key.value))
+                    .suggest_from(&key.value, SECTIONS)
+                    .hint_if_none(format!("the sections are: {}", SECTIONS.join(", "))),
                 ),
             }
         }
@@ -151,8 +173,11 @@ fn read_bounded(path: &Path) -> Result<String, Problem> {
     let here = || Where::file(path);
     let cannot = |e: std::io::Error| Problem::new(here(), format!("cannot read the environment file: {e}"));
     let too_large = |size: String| {
-        Problem::new(here(), format!("the environment file {size}; provision reads at most 1 MiB ({MAX_FILE_BYTES} bytes)"))
-            .hint("an environment file is a few kilobytes of YAML; is this the right file?")
+        Problem::new(
+            here(),
+            format!("the environment file {size}; provision reads at most 1 MiB ({MAX_FILE_BYTES} bytes)"),
+        )
+        .hint("an environment file is a few kilobytes of YAML; is this the right file?")
     };
     let meta = std::fs::metadata(path).map_err(cannot)?;
     if meta.is_dir() {
@@ -325,5 +350,38 @@ impl<'de> Visitor<'de> for EntriesVisitor {
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<MaybeEntries, E> {
         Ok(MaybeEntries::Other("a number"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_their_source_text() {
+        let text = "parameters:\n  a: 012\n  b: &n 0x1F\n  c: *n\n  d: \"q\"\n  e: [1]\n";
+        let f = EnvFile::parse(Path::new("t.yml"), text).unwrap();
+        let raw: Vec<_> = f.parameters.iter().map(|e| e.raw.as_deref()).collect();
+        assert_eq!(raw, [Some("012"), Some("0x1F"), Some("0x1F"), Some("\"q\""), None]);
+    }
+
+    #[test]
+    fn positions_count_characters_from_one() {
+        assert_eq!(position("ab\r\ncé\u{202E}x", 10), (2, 4));
+        assert_eq!(position("x", 0), (1, 1));
+    }
+
+    #[test]
+    fn library_words_do_not_reach_the_operator() {
+        let deep = format!("parameters:\n  x: {}{}\n", "[".repeat(100), "]".repeat(100));
+        let nodes = format!("resource_registry:\n  x: [{}]\n", vec!["a"; 300_000].join(","));
+        for text in ["parameters: {}\n---\nparameters: {}\n", deep.as_str(), nodes.as_str(), "parameters:\n  : x\n"] {
+            let problems = EnvFile::parse(Path::new("t.yml"), text).unwrap_err();
+            let shown = problems[0].to_string();
+            for jargon in ["budget", "Nodes {", "from_str", "Option<", "serde", "breached"] {
+                assert!(!shown.contains(jargon), "{jargon} in: {shown}");
+            }
+            assert!(problems[0].at.line.is_some(), "{shown}");
+        }
     }
 }

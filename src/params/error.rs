@@ -38,11 +38,18 @@ pub struct Problem {
     pub key: Option<String>,
     pub message: String,
     pub hint: Option<String>,
+    /// For the last line of a long list: how many problems it stands for.
+    pub not_shown: usize,
 }
 
 impl Problem {
     pub fn new(at: Where, message: impl Into<String>) -> Problem {
-        Problem { at, key: None, message: message.into(), hint: None }
+        Problem { at, key: None, message: message.into(), hint: None, not_shown: 0 }
+    }
+
+    /// Stands for `count` problems that are not listed.
+    pub fn more(at: Where, count: usize) -> Problem {
+        Problem { not_shown: count, ..Problem::new(at, format!("and {count} more problems not shown")) }
     }
 
     pub fn key(mut self, key: &str) -> Problem {
@@ -90,8 +97,9 @@ impl fmt::Display for InputError {
             }
             write!(f, "{p}")?;
         }
-        if self.0.len() > 1 {
-            write!(f, "\n{} problems in the input; nothing was done", self.0.len())?;
+        let total: usize = self.0.iter().map(|p| p.not_shown.max(1)).sum();
+        if total > 1 {
+            write!(f, "\n{total} problems in the input; nothing was done")?;
         }
         Ok(())
     }
@@ -214,7 +222,7 @@ pub fn yaml_problem(path: &Path, err: &serde_saphyr::Error) -> Problem {
         Some(loc) if loc.line() > 0 => Where::at(path, loc.line(), loc.column()),
         _ => Where::file(path),
     };
-    let limits = serde_saphyr::Budget::default();
+    use super::envfile::{MAX_DEPTH, MAX_NODES};
     let expands = "aliases (`*name`) here expand to more than provision reads; is this an alias bomb?";
     let mut inner = err;
     let mut via_alias = false;
@@ -229,14 +237,14 @@ pub fn yaml_problem(path: &Path, err: &serde_saphyr::Error) -> Problem {
         ),
         E::Budget { breach, .. } => match breach {
             B::Depth { .. } => (
-                format!("values are nested more than {} levels deep", limits.max_depth),
+                format!("values are nested more than {MAX_DEPTH} levels deep"),
                 Some("a parameter is one value; resource_registry is a mapping a few levels deep"),
             ),
             B::Nodes { .. } if via_alias => {
                 (expands.into(), Some("write the values out instead of repeating them through aliases"))
             }
             B::Nodes { .. } => (
-                format!("the file has more than {} YAML nodes (values, lists and mappings)", limits.max_nodes),
+                format!("the file has more than {MAX_NODES} YAML nodes (values, lists and mappings)"),
                 Some("an environment file has a few dozen values; is this the right file?"),
             ),
             B::Documents { .. } => ("the file holds several YAML documents; provision reads one".into(), None),
@@ -282,7 +290,10 @@ pub fn yaml_problem(path: &Path, err: &serde_saphyr::Error) -> Problem {
                     None,
                 )
             } else if first.contains("simple key") || first.contains("could not find expected ':'") {
-                ("a key here is too long or is not followed by `:`".into(), Some("a key is a parameter name such as `server_flavor`"))
+                (
+                    "a key here is too long or is not followed by `:`".into(),
+                    Some("a key is a parameter name such as `server_flavor`"),
+                )
             } else if first.contains("BOM") {
                 (
                     "a byte order mark (U+FEFF) inside the file".into(),
@@ -312,16 +323,23 @@ fn is_jargon(message: &str) -> bool {
 /// A YAML scanner message may quote the offending character; it is shown
 /// escaped and bounded like any echoed value.
 fn echo_message(message: &str) -> String {
-    message.chars().take(200).map(|c| if is_invisible(c) { format!("\\u{{{:04X}}}", c as u32) } else { c.to_string() }).collect()
+    message
+        .chars()
+        .take(200)
+        .map(|c| if is_invisible(c) { format!("\\u{{{:04X}}}", c as u32) } else { c.to_string() })
+        .collect()
 }
 
 /// The known word nearest to `word`, if it is near enough to be a typo:
 /// at most a third of its letters wrong, and never more than 3.
 pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).clamp(1, 3);
+    let word: Vec<char> = word.to_lowercase().chars().collect();
     known
         .iter()
-        .map(|k| (distance(&word.to_lowercase(), k), *k))
+        // A length that far off is never within the limit: skip the table.
+        .filter(|k| k.chars().count().abs_diff(word.len()) <= limit)
+        .map(|k| (distance(&word, &k.chars().collect::<Vec<_>>()), *k))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
@@ -330,9 +348,7 @@ pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
 /// Optimal string alignment distance: Levenshtein plus swapped neighbours,
 /// which is the commonest typo (`sever` for `server` is a deletion,
 /// `sevrer` a swap).
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
+fn distance(a: &[char], b: &[char]) -> usize {
     let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
@@ -369,8 +385,26 @@ mod tests {
 
     #[test]
     fn distance_counts_swaps_as_one() {
-        assert_eq!(distance("ab", "ba"), 1);
-        assert_eq!(distance("kitten", "sitting"), 3);
-        assert_eq!(distance("", "abc"), 3);
+        let d = |a: &str, b: &str| distance(&a.chars().collect::<Vec<_>>(), &b.chars().collect::<Vec<_>>());
+        assert_eq!(d("ab", "ba"), 1);
+        assert_eq!(d("kitten", "sitting"), 3);
+        assert_eq!(d("", "abc"), 3);
+    }
+
+    #[test]
+    fn userinfo_is_hidden_even_in_broken_urls() {
+        assert_eq!(redact_userinfo("https://a:b@host:1/p@q"), "https://***@host:1/p@q");
+        assert_eq!(redact_userinfo("https://a:b@c@host/"), "https://***@host/");
+        assert_eq!(redact_userinfo("https://host/x@y"), "https://host/x@y");
+        assert_eq!(redact_userinfo("no scheme a:b@c"), "no scheme a:b@c");
+        assert_eq!(redact_userinfo("https://a:b@host:99999"), "https://***@host:99999");
+    }
+
+    #[test]
+    fn echo_is_bounded_and_spells_out_hidden_characters() {
+        assert_eq!(echo("a\u{202E}b"), "a\\u{202E}b");
+        let long = echo(&"x".repeat(10_000));
+        assert_eq!(long.chars().count(), ECHO_LIMIT + 1);
+        assert!(long.ends_with('…'));
     }
 }

@@ -141,15 +141,20 @@ impl Params {
         // A misspelled required key is reported once, as the misspelling,
         // not again as a missing parameter.
         let mut meant = Vec::new();
-        for entry in merged.unknown.iter() {
+        for (i, entry) in merged.unknown.iter().enumerate() {
+            // Past the problems that will be shown, an unknown key is only
+            // counted: a file of 40,000 keys must not cost a "did you mean"
+            // search each.
+            if i >= MAX_PROBLEMS {
+                problems.push(Problem::new(entry.at.clone(), "unknown parameter"));
+                continue;
+            }
             meant.extend(error::closest(&entry.key, &known));
             let hidden = entry.key.chars().find(|c| error::is_invisible(*c));
             let message = match hidden {
-                Some(c) => format!(
-                    "unknown parameter `{}` (it contains {})",
-                    error::echo(&entry.key),
-                    error::code_point(c)
-                ),
+                Some(c) => {
+                    format!("unknown parameter `{}` (it contains {})", error::echo(&entry.key), error::code_point(c))
+                }
                 None => format!("unknown parameter `{}`", error::echo(&entry.key)),
             };
             problems.push(
@@ -210,8 +215,7 @@ impl Params {
                 let more = problems.len() - MAX_PROBLEMS;
                 problems.truncate(MAX_PROBLEMS);
                 problems.push(
-                    Problem::new(Where::file(&last_file), format!("and {more} more problems not shown"))
-                        .hint("fix these first; is this the right file?"),
+                    Problem::more(Where::file(&last_file), more).hint("fix these first; is this the right file?"),
                 );
             }
             return Err(InputError(problems));

@@ -102,7 +102,10 @@ pub fn check_written(def: &Def, w: Written) -> Result<Checked, Bad> {
         let (why, hint) = if c == '\n' || c == '\r' || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}' {
             ("a line break", "write the value on one line")
         } else {
-            ("an invisible or control character", "type the value again by hand; a copy from a web page or document can carry hidden characters")
+            (
+                "an invisible or control character",
+                "type the value again by hand; a copy from a web page or document can carry hidden characters",
+            )
         };
         return Err(found(&format!(": it contains {}, {why}", code_point(c))).hint(hint));
     }
@@ -128,8 +131,11 @@ pub fn check_written(def: &Def, w: Written) -> Result<Checked, Bad> {
     }
     let names = matches!(def.kind, Kind::Label | Kind::Domain | Kind::Name | Kind::Text | Kind::User);
     if names && read_as_number && !is_plain_integer(&text) {
-        return Err(found(", which YAML reads as a number, not as a name")
-            .hint(format!("put it in quotes to keep it as written: `{}: \"{}\"`", def.name, echo(&text))));
+        return Err(found(", which YAML reads as a number, not as a name").hint(format!(
+            "put it in quotes to keep it as written: `{}: \"{}\"`",
+            def.name,
+            echo(&text)
+        )));
     }
     if names && text.chars().count() > MAX_NAME_CHARS {
         return Err(found(&format!(" ({} characters; at most {MAX_NAME_CHARS})", text.chars().count())));
@@ -180,10 +186,8 @@ pub fn check_written(def: &Def, w: Written) -> Result<Checked, Bad> {
             }
         }
         Kind::Cidr | Kind::Subnet => match parse_cidr(&text) {
-            Ok(net) if def.kind == Kind::Subnet => subnet_problem(net).map_or_else(
-                || Ok(Checked::Text(net.to_string())),
-                |(why, hint)| Err(found(&why).hint(hint)),
-            ),
+            Ok(net) if def.kind == Kind::Subnet => subnet_problem(net)
+                .map_or_else(|| Ok(Checked::Text(net.to_string())), |(why, hint)| Err(found(&why).hint(hint))),
             Ok(net) => Ok(Checked::Text(net.to_string())),
             Err(Some(network)) => bad(&format!(" (host bits set; the network is {network})")),
             Err(None) => bad(""),
@@ -236,9 +240,7 @@ fn scalar_text(w: Written) -> Option<(String, bool)> {
 /// `0` or digits without a leading zero: the only numbers YAML leaves as
 /// they were written.
 fn is_plain_integer(text: &str) -> bool {
-    !text.is_empty()
-        && text.chars().all(|c| c.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'))
+    !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) && (text == "0" || !text.starts_with('0'))
 }
 
 fn count(text: &str, lo: u64, hi: u64) -> Option<Checked> {
@@ -403,5 +405,98 @@ mod tests {
         assert!(!e.contains("hunter2"));
         let e = check(find("os_password").unwrap(), &json!("hunter2\u{7}")).unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    fn written(name: &str, value: serde_json::Value, raw: &str) -> Result<Checked, Bad> {
+        check_written(find(name).unwrap(), Written { value: &value, raw: Some(raw), tag: None })
+    }
+
+    #[test]
+    fn numbers_are_judged_as_written_and_never_rewritten() {
+        assert_eq!(written("server_image", json!("012"), "\"012\""), Ok(Checked::Text("012".into())));
+        assert_eq!(written("server_flavor", json!(2), "2"), Ok(Checked::Text("2".into())));
+        for (value, raw) in [(json!(12.0), "012"), (json!(31), "0x1F"), (json!(22.1), "22.10"), (json!(1000.0), "1e3")]
+        {
+            let bad = written("server_image", value, raw).unwrap_err();
+            assert!(bad.message.contains(&format!("`{raw}`")), "{bad:?}");
+            assert!(bad.hint.unwrap().contains(&format!("\"{raw}\"")));
+        }
+        let bad = written("server_image", json!(".inf"), ".inf").unwrap_err();
+        assert!(bad.message.contains("reads as a number"), "{bad:?}");
+        let huge = written("worker_count", json!(1.8446744073709552e19), "18446744073709551616").unwrap_err();
+        assert!(huge.message.contains("`18446744073709551616`") && !huge.message.contains("e+19"), "{huge:?}");
+        assert!(written("worker_count", json!(12.0), "012").unwrap_err().hint.unwrap().contains("leading zero"));
+        assert!(written("worker_count", json!(-0), "-0").is_err());
+        assert_eq!(written("worker_count", json!(12), "12"), Ok(Checked::Count(12)));
+    }
+
+    #[test]
+    fn names_are_bounded_and_echoed_short() {
+        assert!(check(find("server_key").unwrap(), &json!("k".repeat(MAX_NAME_CHARS))).is_ok());
+        let long = "k".repeat(50 * 1024 * 1024);
+        let e = err("server_key", json!(long));
+        assert!(e.contains("at most 255") && e.len() < 300, "{} bytes", e.len());
+    }
+
+    #[test]
+    fn hidden_characters_are_named_by_code_point() {
+        for c in [
+            '\u{200B}',
+            '\u{200F}',
+            '\u{202A}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{FEFF}',
+            '\u{AD}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{85}',
+            '\u{1B}',
+            '\u{E0041}',
+        ] {
+            let e = err("os_region", json!(format!("Region{c}One")));
+            assert!(e.contains(&format!("U+{:04X}", c as u32)), "{e}");
+            assert!(!e.contains(c), "the character itself is not echoed: {e}");
+        }
+        assert!(err("server_image", json!("{{ x }}")).contains("template syntax"));
+    }
+
+    #[test]
+    fn the_private_subnet_is_sized_and_clear_of_link_local() {
+        assert_eq!(ok("private_cidr", json!("10.0.0.0/8")), Checked::Text("10.0.0.0/8".into()));
+        assert_eq!(ok("private_cidr", json!("10.0.0.8/29")), Checked::Text("10.0.0.8/29".into()));
+        assert!(err("private_cidr", json!("10.0.0.0/7")).contains("/8 to /29"));
+        assert!(err("private_cidr", json!("10.0.0.0/30")).contains("/8 to /29"));
+        assert!(err("private_cidr", json!("169.254.8.0/24")).contains("169.254.0.0/16"));
+        assert_eq!(ok("ssh_allowed_cidr", json!("0.0.0.0/0")), Checked::Text("0.0.0.0/0".into()));
+        assert!(subnet_warning("172.17.3.0/24").unwrap().contains("172.17.0.0/16"));
+        assert!(subnet_warning("172.16.0.0/12").is_some(), "a wider network over the bridge");
+        assert!(subnet_warning("10.20.30.0/24").is_none());
+    }
+
+    #[test]
+    fn urls_need_a_host_and_no_userinfo_which_is_never_shown() {
+        for bad in [
+            "https://admin:hunter2@k:5000/v3",
+            "https://hunter2@k/",
+            "ftp://admin:hunter2@k/",
+            "https://admin:hunter2@k:99999/",
+        ] {
+            let e = err("os_authurl", json!(bad));
+            assert!(!e.contains("hunter2"), "{e}");
+            assert!(e.contains("***@k"), "{e}");
+        }
+        assert!(err("cache_remote_url", json!("https:///v2")).contains("no host"));
+        assert!(err("cache_remote_url", json!("https://")).contains("no host"));
+        assert_eq!(ok("os_authurl", json!("http://[::1]:5000/v3")), Checked::Text("http://[::1]:5000/v3".into()));
+    }
+
+    #[test]
+    fn tags_other_than_str_are_refused() {
+        let v = json!("x");
+        let tagged = |tag| check_written(find("server_key").unwrap(), Written { value: &v, raw: None, tag: Some(tag) });
+        assert!(tagged("!!str").is_ok());
+        assert!(tagged("!!binary").unwrap_err().message.contains("`!!binary`"));
     }
 }
