@@ -275,6 +275,10 @@ pub fn yaml_problem(path: &Path, err: &serde_saphyr::Error) -> Problem {
                 .unwrap_or_default();
             (format!("`{key}` is given twice in the same mapping"), Some("keep one of them"))
         }
+        E::InvalidScalar { .. } => (
+            "this value is not what its tag (`!!int`, `!!float`, ...) says it is".into(),
+            Some("remove the tag; provision reads plain values (quote one to keep it text)"),
+        ),
         E::MergeValueNotMapOrSeqOfMaps { .. } => {
             ("a merge key (`<<`) must name a mapping (`<<: *defaults`)".into(), None)
         }
@@ -293,6 +297,16 @@ pub fn yaml_problem(path: &Path, err: &serde_saphyr::Error) -> Problem {
                 (
                     "a key here is too long or is not followed by `:`".into(),
                     Some("a key is a parameter name such as `server_flavor`"),
+                )
+            } else if first.contains("expected string scalar") {
+                (
+                    "a key here is a list or a mapping; a key is a name such as `server_flavor`".into(),
+                    Some("write `name: value`"),
+                )
+            } else if first.contains("quoted scalar") && (first.contains("escape") || first.contains("hexadecimal")) {
+                (
+                    "a backslash in double quotes starts an escape such as `\\n`; this one is not valid".into(),
+                    Some("use single quotes, where a backslash is only a backslash"),
                 )
             } else if first.contains("BOM") {
                 (
