@@ -85,6 +85,9 @@ pub fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
         }
     }
     let params = Params::load(&global.env)?;
+    for w in &params.warnings {
+        ui.warn(w);
+    }
     let req = credentials::Request {
         os_cloud: global.os_cloud.clone(),
         cacert: global.os_cacert.clone(),

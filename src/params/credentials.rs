@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::{Problem, Where};
+use super::error::{Problem, Where, redact_userinfo};
 use super::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +135,10 @@ pub fn keystone_v3_url(url: &str) -> (String, Option<String>) {
     for v2 in ["/v2.0", "/v2"] {
         if let Some(base) = trimmed.strip_suffix(v2) {
             let v3 = format!("{base}/v3");
-            return (v3.clone(), Some(format!("Keystone v2 URL {trimmed} is used as {v3} (v2 is no longer served)")));
+            // Shown on stderr and kept in the JSON result: never the password
+            // of a URL from clouds.yaml or OS_AUTH_URL.
+            let (from, to) = (redact_userinfo(trimmed), redact_userinfo(&v3));
+            return (v3, Some(format!("Keystone v2 URL {from} is used as {to} (v2 is no longer served)")));
         }
     }
     if trimmed.ends_with("/v3") { (trimmed.to_string(), None) } else { (format!("{trimmed}/v3"), None) }
@@ -363,6 +366,15 @@ mod tests {
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_v2_warning_never_shows_userinfo() {
+        let (url, w) = keystone_v3_url("https://admin:hunter2@identity:5000/v2.0");
+        assert_eq!(url, "https://admin:hunter2@identity:5000/v3", "the URL itself is used as given");
+        let w = w.unwrap();
+        assert!(!w.contains("hunter2") && !w.contains("admin"), "{w}");
+        assert!(w.contains("https://***@identity:5000/v2.0"), "{w}");
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub enum Kind {
     Count(u64, u64),
     /// An IPv4 network in CIDR notation.
     Cidr,
+    /// The IPv4 network of the nodes' subnet: /8 to /29, clear of link-local.
+    Subnet,
     /// An https URL.
     Url,
     /// One of a fixed set of words.
@@ -38,6 +40,7 @@ impl Kind {
             Kind::Name => "a name or ID".into(),
             Kind::Count(lo, hi) => format!("a whole number from {lo} to {hi}"),
             Kind::Cidr => "an IPv4 network such as 10.0.0.0/24".into(),
+            Kind::Subnet => "an IPv4 network from /8 to /29 such as 10.20.30.0/24".into(),
             Kind::Url => "an http:// or https:// URL".into(),
             Kind::Choice(words) => format!("one of {}", words.join(", ")),
             Kind::Secret => "a secret string".into(),
@@ -88,7 +91,7 @@ pub const DEFS: &[Def] = &[
     ),
     opt(
         "private_cidr",
-        Kind::Cidr,
+        Kind::Subnet,
         Some("10.20.30.0/24"),
         "Subnet of the network the stack creates (unused with private_network).",
     ),

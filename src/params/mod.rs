@@ -16,11 +16,14 @@ pub mod values;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use defs::Def;
 use envfile::{EnvFile, Section};
 pub use error::{InputError, Problem, Where};
 pub use secret::Secret;
-use values::Checked;
+use values::{Checked, Written};
+
+/// Past this many problems the rest are counted, not listed: a file with
+/// thousands of wrong keys is the wrong file, and a screenful says so.
+pub const MAX_PROBLEMS: usize = 50;
 
 /// Where the nodes' private network comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +93,8 @@ pub struct Params {
     /// Where each parameter that was set was written, for later messages
     /// about its value (an unknown flavor points at its line).
     pub origins: BTreeMap<String, Where>,
+    /// Values that work but are likely a mistake, each with where it was set.
+    pub warnings: Vec<String>,
 }
 
 impl Params {
@@ -136,16 +141,30 @@ impl Params {
         // A misspelled required key is reported once, as the misspelling,
         // not again as a missing parameter.
         let mut meant = Vec::new();
-        for entry in merged.unknown.iter() {
+        for (i, entry) in merged.unknown.iter().enumerate() {
+            // Past the problems that will be shown, an unknown key is only
+            // counted: a file of 40,000 keys must not cost a "did you mean"
+            // search each.
+            if i >= MAX_PROBLEMS {
+                problems.push(Problem::new(entry.at.clone(), "unknown parameter"));
+                continue;
+            }
             meant.extend(error::closest(&entry.key, &known));
+            let hidden = entry.key.chars().find(|c| error::is_invisible(*c));
+            let message = match hidden {
+                Some(c) => {
+                    format!("unknown parameter `{}` (it contains {})", error::echo(&entry.key), error::code_point(c))
+                }
+                None => format!("unknown parameter `{}`", error::echo(&entry.key)),
+            };
             problems.push(
-                Problem::new(entry.at.clone(), format!("unknown parameter `{}`", entry.key))
-                    .key(&entry.key)
+                Problem::new(entry.at.clone(), message)
+                    .key(&error::echo(&entry.key))
                     .suggest_from(&entry.key, &known)
                     .hint_if_none("`provision params` lists the parameters"),
             );
         }
-        let mut get = Getter { merged: &merged, problems: &mut problems, missing_at: Where::file(&last_file), meant };
+        let mut get = Getter::new(&merged, &mut problems, Where::file(&last_file), meant);
         let text = |g: &mut Getter, n| g.text(n);
         let hostname = text(&mut get, "hostname");
         let domain = text(&mut get, "domain");
@@ -192,6 +211,13 @@ impl Params {
             // In reading order: file by file, line by line; missing keys last.
             let file_pos = |p: &Problem| files.iter().position(|f| f.path == p.at.path).unwrap_or(usize::MAX);
             problems.sort_by_key(|p| (file_pos(p), p.at.line.unwrap_or(u64::MAX), p.at.column));
+            if problems.len() > MAX_PROBLEMS {
+                let more = problems.len() - MAX_PROBLEMS;
+                problems.truncate(MAX_PROBLEMS);
+                problems.push(
+                    Problem::more(Where::file(&last_file), more).hint("fix these first; is this the right file?"),
+                );
+            }
             return Err(InputError(problems));
         }
         let fqdn_len = hostname.len() + 1 + domain.len();
@@ -203,6 +229,13 @@ impl Params {
                 )
                 .key("domain"),
             ]));
+        }
+        let mut warnings = Vec::new();
+        if let Network::Create { cidr } = &network
+            && let Some(w) = values::subnet_warning(cidr)
+        {
+            let at = merged.value_at("private_cidr").unwrap_or(Where::file(&last_file));
+            warnings.push(format!("{at}: {w}"));
         }
         tracing::debug!(files = ?files.iter().map(|f| &f.path).collect::<Vec<_>>(), "parameters loaded");
         Ok(Params {
@@ -225,6 +258,7 @@ impl Params {
             passthrough: merged.passthrough,
             files: files.iter().map(|f| f.path.clone()).collect(),
             origins: merged.values.iter().map(|(k, e)| (k.clone(), e.at.clone())).collect(),
+            warnings,
         })
     }
 }
@@ -281,38 +315,53 @@ fn merge(files: &[EnvFile]) -> Merged {
 }
 
 /// Reads checked values out of [`Merged`], collecting problems instead of
-/// stopping at the first.
-struct Getter<'a> {
-    merged: &'a Merged,
-    problems: &'a mut Vec<Problem>,
-    missing_at: Where,
-    meant: Vec<&'static str>,
+/// stopping at the first. Every parameter is checked when the getter is
+/// made, whether or not the rest of the input uses it: a wrong
+/// `swift_container` is wrong with filesystem storage too.
+struct Getter {
+    checked: HashMap<&'static str, Option<Checked>>,
 }
 
-impl Getter<'_> {
-    fn checked(&mut self, name: &str) -> Option<Checked> {
-        let def: &Def = defs::find(name).expect("parameter is in the table");
-        match self.merged.values.get(name) {
-            Some(entry) => match values::check(def, &entry.value) {
-                Ok(v) => Some(v),
-                Err(why) => {
-                    self.problems.push(Problem::new(entry.at.clone(), format!("`{name}`: {why}")).key(name));
+impl Getter {
+    fn new(merged: &Merged, problems: &mut Vec<Problem>, missing_at: Where, meant: Vec<&'static str>) -> Getter {
+        let mut checked = HashMap::new();
+        for def in defs::DEFS {
+            let name = def.name;
+            let value = match merged.values.get(name) {
+                Some(entry) => {
+                    let written = Written { value: &entry.value, raw: entry.raw.as_deref(), tag: entry.tag.as_deref() };
+                    match values::check_written(def, written) {
+                        Ok(v) => Some(v),
+                        Err(bad) => {
+                            let p = Problem::new(entry.at.clone(), format!("`{name}`: {}", bad.message)).key(name);
+                            problems.push(match bad.hint {
+                                Some(h) => p.hint(h),
+                                None => p,
+                            });
+                            None
+                        }
+                    }
+                }
+                None if def.required && meant.contains(&name) => None,
+                None if def.required => {
+                    problems.push(
+                        Problem::new(missing_at.clone(), format!("required parameter `{name}` is missing"))
+                            .key(name)
+                            .hint(format!("add `{name}: ...` under `parameters:` ({})", def.kind.describe())),
+                    );
                     None
                 }
-            },
-            None if def.required && self.meant.contains(&name) => None,
-            None if def.required => {
-                self.problems.push(
-                    Problem::new(self.missing_at.clone(), format!("required parameter `{name}` is missing"))
-                        .key(name)
-                        .hint(format!("add `{name}: ...` under `parameters:` ({})", def.kind.describe())),
-                );
-                None
-            }
-            None => def
-                .default
-                .map(|d| values::check(def, &serde_json::Value::String(d.into())).expect("defaults are valid")),
+                None => def
+                    .default
+                    .map(|d| values::check(def, &serde_json::Value::String(d.into())).expect("defaults are valid")),
+            };
+            checked.insert(name, value);
         }
+        Getter { checked }
+    }
+
+    fn checked(&self, name: &str) -> Option<Checked> {
+        self.checked.get(name).expect("parameter is in the table").clone()
     }
 
     fn opt_text(&mut self, name: &str) -> Option<String> {
