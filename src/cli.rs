@@ -17,7 +17,8 @@ Examples:
   provision params
   OS_CLOUD=mycloud provision render -e env_params.yml --out bundle/
 
-Exit codes: 0 done, 1 failed (the stack failed, or the cloud refused), 2 bad input or usage
+Exit codes: 0 done, 1 failed (the stack failed, the cloud refused, the state directory was refused,
+or another run holds the stack with --no-wait), 2 bad input or usage
 (nothing was made), 3 timed out (the stack is still in progress in Heat), 130 interrupted.";
 
 #[derive(Debug, Parser)]
@@ -95,6 +96,11 @@ pub struct Global {
     /// folder per stack [default: $XDG_STATE_HOME/provision or ~/.local/state/provision].
     #[arg(long, value_name = "DIR", env = "PROVISION_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
+
+    /// When another provision run holds the stack (its state directory),
+    /// fail at once (exit 1) instead of waiting for it.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
 
     /// Use templates from DIR instead of the built-in ones, file by file
     /// (same layout as templates/ in the source).

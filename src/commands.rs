@@ -186,15 +186,28 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
     Ok(())
 }
 
+fn state_root(global: &Global) -> std::path::PathBuf {
+    global.state_dir.clone().unwrap_or_else(|| StateDir::default_root(&|k| std::env::var(k).ok()))
+}
+
+/// The stack's state for a command that writes it: locked until the
+/// returned value (and its clones) are dropped.
 pub fn state_dir(global: &Global, stack: &str) -> Result<StateDir> {
-    let root = global.state_dir.clone().unwrap_or_else(|| StateDir::default_root(&|k| std::env::var(k).ok()));
-    Ok(StateDir::open(&root, stack)?)
+    let wait = if global.no_wait { provision::state::Wait::Fail } else { provision::state::Wait::Block };
+    Ok(StateDir::open_with(&state_root(global), stack, wait)?)
+}
+
+/// The stack's state for a command that only reads it (`check`, `ssh`):
+/// checked as for writing, not locked, so a long `ssh` session holds up
+/// no render.
+pub fn state_view(global: &Global, stack: &str) -> Result<StateDir> {
+    Ok(StateDir::inspect(&state_root(global), stack)?)
 }
 
 fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
     use provision::check;
     let loaded = load(global, ui)?;
-    let state = state_dir(global, &loaded.stack_name)?;
+    let state = state_view(global, &loaded.stack_name)?;
     let missing = |what: &str| {
         anyhow::anyhow!(
             "no {what} in {} for stack {}: run `provision render` (or deploy) with this state directory first",
@@ -203,7 +216,7 @@ fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
         )
     };
     let ca_pem = state.read(bundle::certs::CA_CRT)?.ok_or_else(|| missing("CA"))?;
-    let password = state.read(bundle::REGISTRY_PASSWORD)?.ok_or_else(|| missing("registry password"))?;
+    let password = state.read_private(bundle::REGISTRY_PASSWORD)?.ok_or_else(|| missing("registry password"))?;
     let fqdn = loaded.params.fqdn();
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;

@@ -17,7 +17,7 @@ use provision::stack::{self, Cloud, Outcome, StackError, api};
 use provision::state::StateDir;
 
 use crate::cli::{DeployArgs, DestroyArgs, Global};
-use crate::commands::{load, state_dir, swift_credentials};
+use crate::commands::{load, state_dir, state_view, swift_credentials};
 use crate::ui::{Progress, Ui};
 
 /// The stack was left running in Heat when the wait stopped.
@@ -471,7 +471,13 @@ pub struct StackNodes {
 /// Asks Heat for the stack's outputs. `check` runs on what was read
 /// locally (the stack's state directory) before anything is sent, so bad
 /// input still makes no request.
-pub fn stack_nodes(global: &Global, ui: &mut Ui, check: impl FnOnce(&StateDir) -> Result<()>) -> Result<StackNodes> {
+/// `writes` locks the state for the caller (see [`state_dir`]).
+pub fn stack_nodes(
+    global: &Global,
+    ui: &mut Ui,
+    writes: bool,
+    check: impl FnOnce(&StateDir) -> Result<()>,
+) -> Result<StackNodes> {
     let (name, given, hostname) = if global.env.is_empty() {
         let (name, given) = load_for_name(global, ui)?;
         (name, given, None)
@@ -480,7 +486,7 @@ pub fn stack_nodes(global: &Global, ui: &mut Ui, check: impl FnOnce(&StateDir) -
         (loaded.stack_name, loaded.credentials, Some((loaded.params.hostname.clone(), loaded.params.fqdn())))
     };
     let creds = need_credentials(&given)?;
-    check(&state_dir(global, &name)?)?;
+    check(&if writes { state_dir(global, &name)? } else { state_view(global, &name)? })?;
     let progress = Progress::new();
     let outcome = runtime()?.block_on(async {
         let cloud = connect(&creds, &progress).await?;

@@ -18,7 +18,7 @@ use provision::params::{InputError, Problem, Where};
 use provision::state::StateDir;
 
 use crate::cli::{Global, HandoffArgs, NodesArgs, SshArgs};
-use crate::commands::{load, state_dir};
+use crate::commands::{load, state_dir, state_view};
 use crate::ui::{Progress, Ui};
 
 /// A remote command ended with a status other than 0; `provision ssh`
@@ -42,14 +42,15 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
 }
 
-/// The stack's state directory, when the command line names a stack.
-fn stack_state(global: &Global, ui: &mut Ui) -> Result<Option<StateDir>> {
+/// The stack's state directory, when the command line names a stack;
+/// locked if the command `writes` it.
+fn stack_state(global: &Global, ui: &mut Ui, writes: bool) -> Result<Option<StateDir>> {
     let name = match (&global.name, global.env.is_empty()) {
         (Some(n), _) => n.clone(),
         (None, false) => load(global, ui)?.stack_name,
         (None, true) => return Ok(None),
     };
-    Ok(Some(state_dir(global, &name)?))
+    Ok(Some(if writes { state_dir(global, &name)? } else { state_view(global, &name)? }))
 }
 
 /// The nodes, and how to reach them.
@@ -64,11 +65,12 @@ struct Access {
     state: Option<StateDir>,
 }
 
-fn access(global: &Global, args: &NodesArgs, ui: &mut Ui) -> Result<Access> {
+fn access(global: &Global, args: &NodesArgs, ui: &mut Ui, writes: bool) -> Result<Access> {
     let settings = Settings { attempts: args.ssh_attempts, ..Settings::default() };
-    let Some(inventory) = &args.nodes else { return stack_access(global, args, ui, settings) };
+    let Some(inventory) = &args.nodes else { return stack_access(global, args, ui, settings, writes) };
     let nodes = Nodes::from_inventory_file(inventory).map_err(|e| input(inventory, e.to_string(), None))?;
-    let state = if args.host_keys.is_none() || args.identity.is_none() { stack_state(global, ui)? } else { None };
+    let state =
+        if args.host_keys.is_none() || args.identity.is_none() { stack_state(global, ui, writes)? } else { None };
     let no_stack = "give --name STACK (its state directory holds the keys), or --host-keys DIR and --identity FILE";
 
     let pins_dir = match (&args.host_keys, &state) {
@@ -89,17 +91,17 @@ fn access(global: &Global, args: &NodesArgs, ui: &mut Ui) -> Result<Access> {
     };
     let key = keys::load_client(&identity).map_err(|e| input(&identity, e.to_string(), None))?;
     let connector = Connector::new(&nodes, key, &identity.display().to_string(), pins, settings);
-    Ok(Access { nodes, connector, fqdn: None, source: inventory.clone(), state: None })
+    Ok(Access { nodes, connector, fqdn: None, source: inventory.clone(), state })
 }
 
 /// The stack's own nodes: the list from Heat's outputs, the pins and the
 /// client key from the state directory where the bundle made them. The
 /// keys are read before Heat is asked, so a missing key makes no request.
-fn stack_access(global: &Global, args: &NodesArgs, ui: &mut Ui, settings: Settings) -> Result<Access> {
+fn stack_access(global: &Global, args: &NodesArgs, ui: &mut Ui, settings: Settings, writes: bool) -> Result<Access> {
     let mut key = None;
     let mut identity = PathBuf::new();
     let mut state = None;
-    let found = crate::live::stack_nodes(global, ui, |s| {
+    let found = crate::live::stack_nodes(global, ui, writes, |s| {
         identity = args.identity.clone().unwrap_or_else(|| keys::client_key_path(s));
         key = Some(keys::load_client(&identity).map_err(|e| {
             input(
@@ -137,7 +139,7 @@ pub fn ssh(global: &Global, args: &SshArgs, ui: &mut Ui) -> Result<()> {
             Some("give the command to run after `--`, e.g. provision ssh --output json -- docker node ls"),
         ));
     }
-    let a = access(global, &args.nodes, ui)?;
+    let a = access(global, &args.nodes, ui, false)?;
     let node = args.node.clone().unwrap_or_else(|| a.nodes.manager.name.clone());
     if !a.nodes.has(&node) {
         return Err(input(
@@ -205,7 +207,7 @@ pub fn ssh(global: &Global, args: &SshArgs, ui: &mut Ui) -> Result<()> {
 /// `provision handoff`: the swarm formed, or found formed.
 pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
     let started = Instant::now();
-    let a = access(global, &args.nodes, ui)?;
+    let a = access(global, &args.nodes, ui, true)?;
     let n = &a.nodes;
     let progress = Progress::new();
     progress.line(&format!(
@@ -231,13 +233,12 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
     let templates = Templates::load(global.templates.as_deref())?;
     // From an inventory no domain is known: the manager's name stands for it.
     let stacks = imixs::render(&templates, a.fqdn.as_deref().unwrap_or(&n.manager.name), &images)?;
-    let out = match &args.out {
-        Some(d) => Some(d.clone()),
-        None => match &a.state {
-            Some(s) => Some(s.file(imixs::REMOTE_DIR)),
-            None => stack_state(global, ui)?.map(|s| s.file(imixs::REMOTE_DIR)),
-        },
+    // Kept to the end: the lock of the state written to.
+    let state = match (&args.out, &a.state) {
+        (None, None) => stack_state(global, ui, true)?,
+        _ => a.state.clone(),
     };
+    let out = args.out.clone().or_else(|| state.as_ref().map(|s| s.file(imixs::REMOTE_DIR)));
     if let Some(dir) = &out {
         imixs::write_local(dir, &stacks)?;
     }

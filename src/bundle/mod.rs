@@ -496,15 +496,23 @@ fn checked_yaml(name: &str, text: String) -> Result<String, BundleError> {
 /// The htpasswd line, kept in the state directory: bcrypt salts every hash,
 /// and a new one on each run would change the node config, which Heat
 /// answers by replacing the server. It is made again only when it no longer
-/// matches the user and password.
+/// matches the user and password; one that is not a single `user:$2..`
+/// line is refused (it is pasted into the node config).
 fn htpasswd(state: &StateDir, user: &str, password: &str) -> Result<String, BundleError> {
-    if let Some(line) = state.read(HTPASSWD)? {
-        let matches = line
-            .trim_end()
-            .split_once(':')
-            .is_some_and(|(u, hash)| u == user && registry::htpasswd_verifies(password, hash));
-        if matches {
-            return Ok(line);
+    if let Some(text) = state.read_private(HTPASSWD)? {
+        let line = text.strip_suffix('\n').unwrap_or(&text);
+        let Some((u, hash)) = line.split_once(':').filter(|(u, hash)| {
+            !u.is_empty() && hash.starts_with("$2") && !line.chars().any(|c| c.is_control() || c.is_whitespace())
+        }) else {
+            let path = state.file(HTPASSWD);
+            return Err(StateError::new(
+                &path,
+                format!("is not one line `user:$2y$...`; remove it (`rm {}`) to have it made again", path.display()),
+            )
+            .into());
+        };
+        if u == user && registry::htpasswd_verifies(password, hash) {
+            return Ok(text);
         }
     }
     let line = registry::htpasswd_line(user, password);
@@ -512,22 +520,37 @@ fn htpasswd(state: &StateDir, user: &str, password: &str) -> Result<String, Bund
     Ok(line)
 }
 
-/// A generated secret, made once and kept 0600 in the state directory.
+/// A generated secret, made once and kept 0600 in the state directory. A
+/// stored one must look like one this function made: a single line of
+/// [`random_token`]'s letters, at least `len` of them (it is pasted into
+/// YAML and shell).
 fn secret(state: &StateDir, name: &str, len: usize) -> Result<String, BundleError> {
-    if let Some(s) = state.read(name)? {
-        let s = s.trim().to_string();
-        if !s.is_empty() {
-            return Ok(s);
+    if let Some(text) = state.read_private(name)? {
+        let s = text.strip_suffix('\n').unwrap_or(&text);
+        if (len..=256).contains(&s.len()) && s.bytes().all(|b| TOKEN_ALPHABET.contains(&b)) {
+            return Ok(s.to_string());
         }
+        let path = state.file(name);
+        return Err(StateError::new(
+            &path,
+            format!(
+                "is not one line of {len} to 256 letters and digits, as provision makes it; remove it (`rm {}`) \
+                 to have a new one made (nodes made with the old one must then be rendered again)",
+                path.display()
+            ),
+        )
+        .into());
     }
     let s = random_token(len);
     state.write(name, &s, Mode::Private)?;
     Ok(s)
 }
 
+const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+
 /// Letters and digits only, so the secret is safe in YAML, shell and URLs.
 pub fn random_token(len: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    const ALPHABET: &[u8] = TOKEN_ALPHABET;
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {

@@ -58,14 +58,64 @@ pub fn generate(comment: &str) -> Result<PrivateKey, HandoffError> {
     Ok(key)
 }
 
+/// The pair is one group: the private key first, its `.pub` last, so a
+/// crash leaves no `.pub` without its key (see [`read_pair`]).
 fn write_pair(state: &StateDir, name: &str, key: &PrivateKey) -> Result<(), HandoffError> {
     let private = key.to_openssh(LineEnding::LF).map_err(keys_err(format!("cannot encode {name}")))?;
     let public = key.public_key().to_openssh().map_err(keys_err(format!("cannot encode {name}.pub")))?;
-    // The public half first: a key file without its .pub is then never
-    // mistaken for a complete pair.
-    state.write(&format!("{name}.pub"), &format!("{public}\n"), Mode::Public)?;
-    state.write(name, &private, Mode::Private)?;
+    let pub_name = format!("{name}.pub");
+    state.write_group(&[(name, &private, Mode::Private), (&pub_name, &format!("{public}\n"), Mode::Public)])?;
     Ok(())
+}
+
+/// A stored pair, checked: the `.pub` is one `ssh-ed25519 <base64>
+/// [comment]` line (it is pasted into node configs), the private key is an
+/// unencrypted ed25519 key, and they are the same key. None when the pair
+/// was never completed: no key at all, or a key whose `.pub` a killed run
+/// did not get to write (it is made again). A `.pub` without its key is an
+/// error: it may be pinned or on a node already.
+pub fn read_pair(state: &StateDir, name: &str) -> Result<Option<(zeroize::Zeroizing<String>, String)>, HandoffError> {
+    let pub_name = format!("{name}.pub");
+    let bad = |file: &str, problem: String| -> HandoffError {
+        crate::state::StateError::new(&state.file(file), problem).into()
+    };
+    let (private, public) = match (state.read_private(name)?, state.read(&pub_name)?) {
+        (Some(private), Some(public)) => (zeroize::Zeroizing::new(private), public),
+        (_, None) => return Ok(None),
+        (None, Some(_)) => {
+            return Err(bad(
+                name,
+                format!(
+                    "is missing but its .pub is there; restore it, or remove {} to make a new pair (a node given \
+                     the old one must then be given the new one)",
+                    state.file(&pub_name).display()
+                ),
+            ));
+        }
+    };
+    let line = public.strip_suffix('\n').unwrap_or(&public);
+    let fields: Vec<&str> = line.splitn(3, ' ').collect();
+    if line.is_empty() || line.chars().any(char::is_control) || fields.len() < 2 || fields[0] != "ssh-ed25519" {
+        return Err(bad(
+            &pub_name,
+            format!("is not one line `ssh-ed25519 <key> [comment]`; remove {} and {name} to make a new pair", pub_name),
+        ));
+    }
+    let public_key = PublicKey::from_openssh(line).map_err(|e| {
+        bad(&pub_name, format!("is not an OpenSSH public key ({e}); remove it and {name} to make a new pair"))
+    })?;
+    let key = PrivateKey::from_openssh(private.as_bytes())
+        .map_err(|e| bad(name, format!("is not an OpenSSH private key ({e}); restore it from a backup")))?;
+    if key.is_encrypted() || key.algorithm() != russh::keys::Algorithm::Ed25519 {
+        return Err(bad(name, "is not an unencrypted ed25519 key, as provision makes them; restore it".into()));
+    }
+    if !same_key(key.public_key(), &public_key) {
+        return Err(bad(
+            name,
+            format!("does not match {pub_name} beside it; restore the pair, or remove both to make a new one"),
+        ));
+    }
+    Ok(Some((private, line.to_string())))
 }
 
 pub fn host_key_name(node: &str) -> String {
@@ -78,8 +128,7 @@ pub fn host_key_name(node: &str) -> String {
 pub fn ensure(state: &StateDir, nodes: &[&str]) -> Result<Vec<String>, HandoffError> {
     let mut made = Vec::new();
     let mut pair = |name: String, comment: String| -> Result<(), HandoffError> {
-        let complete = state.file(&name).is_file() && state.file(&format!("{name}.pub")).is_file();
-        if !complete {
+        if read_pair(state, &name)?.is_none() {
             write_pair(state, &name, &generate(&comment)?)?;
             made.push(name);
         }
@@ -129,41 +178,32 @@ impl std::fmt::Debug for StackKeys {
 pub fn stack_keys(state: &StateDir, manager: &str) -> Result<StackKeys, HandoffError> {
     ensure(state, &[manager])?;
     let mut made = false;
-    if !(state.file(WORKER_HOST_KEY).is_file() && state.file(&format!("{WORKER_HOST_KEY}.pub")).is_file()) {
+    if read_pair(state, WORKER_HOST_KEY)?.is_none() {
         write_pair(state, WORKER_HOST_KEY, &generate("provision host key of the workers")?)?;
         made = true;
     }
-    let read = |name: &str| -> Result<String, HandoffError> {
-        Ok(state
-            .read(name)?
-            .ok_or_else(|| HandoffError::Keys(format!("{} is missing", state.file(name).display())))?
-            .trim_end()
-            .to_string())
+    let read = |name: &str| -> Result<(zeroize::Zeroizing<String>, String), HandoffError> {
+        let (private, public) = read_pair(state, name)?
+            .ok_or_else(|| HandoffError::Keys(format!("{} is missing", state.file(name).display())))?;
+        Ok((zeroize::Zeroizing::new(private.trim_end().to_string()), public))
     };
-    let manager_key = host_key_name(manager);
     tracing::debug!(made_worker_key = made, "stack SSH keys ready");
-    Ok(StackKeys {
-        manager_private: zeroize::Zeroizing::new(read(&manager_key)?),
-        manager_public: read(&format!("{manager_key}.pub"))?,
-        worker_private: zeroize::Zeroizing::new(read(WORKER_HOST_KEY)?),
-        worker_public: read(&format!("{WORKER_HOST_KEY}.pub"))?,
-        client_public: read(&format!("{CLIENT_KEY}.pub"))?,
-    })
+    let (manager_private, manager_public) = read(&host_key_name(manager))?;
+    let (worker_private, worker_public) = read(WORKER_HOST_KEY)?;
+    Ok(StackKeys { manager_private, manager_public, worker_private, worker_public, client_public: read(CLIENT_KEY)?.1 })
 }
 
 /// The pins of a stack's nodes: the manager's own key, the shared worker
 /// key for each worker (see [`WORKER_HOST_KEY`]).
 pub fn stack_pins(state: &StateDir, nodes: &super::Nodes) -> Result<Pins, HandoffError> {
     let public = |name: &str| -> Result<PublicKey, HandoffError> {
-        let path = state.file(&format!("{name}.pub"));
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let (_, line) = read_pair(state, name)?.ok_or_else(|| {
             HandoffError::Keys(format!(
-                "no pinned host key {}: {e}; it is made when the bundle is rendered",
-                path.display()
+                "no pinned host key {}.pub: it is made when the bundle is rendered",
+                state.file(name).display()
             ))
         })?;
-        PublicKey::from_openssh(text.trim())
-            .map_err(keys_err(format!("{} is not an OpenSSH public key", path.display())))
+        PublicKey::from_openssh(&line).map_err(keys_err(format!("{}.pub", state.file(name).display())))
     };
     let mut pins = Pins::default();
     pins.insert(&nodes.manager.name, public(&host_key_name(&nodes.manager.name))?);
@@ -301,6 +341,20 @@ mod tests {
         assert!(same_key(pins.get("myhost-worker-1").unwrap(), &public(&k.worker_public)));
         assert!(!same_key(pins.get("myhost").unwrap(), &public(&k.worker_public)));
         assert!(pins.get("other").is_none());
+    }
+
+    #[test]
+    fn a_key_without_its_pub_is_made_again_and_a_pub_without_its_key_is_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path(), "stack").unwrap();
+        ensure(&s, &["manager"]).unwrap();
+        let name = host_key_name("manager");
+        s.remove(&format!("{name}.pub")).unwrap();
+        assert_eq!(ensure(&s, &["manager"]).unwrap(), std::slice::from_ref(&name));
+        assert!(read_pair(&s, &name).unwrap().is_some());
+        s.remove(&name).unwrap();
+        let e = ensure(&s, &["manager"]).unwrap_err().to_string();
+        assert!(e.contains("ssh_host_ed25519_key: is missing but its .pub is there"), "{e}");
     }
 
     #[test]
