@@ -48,7 +48,7 @@ pub struct DeployArgs {
     // refuse them in front of another command rather than ignore them.
     /// Print Heat's preview of what this run would add, update, replace or
     /// delete, and change nothing.
-    #[arg(long)]
+    #[arg(long, visible_alias = "dry-run")]
     pub preview: bool,
 
     /// Minutes Heat (and this command) wait for the stack.
@@ -82,7 +82,7 @@ impl DeployArgs {
     }
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Heat environment file; repeat to merge several, later ones win.
     #[arg(short = 'e', long = "env", value_name = "FILE", global = true)]
@@ -108,7 +108,7 @@ pub struct Global {
     pub templates: Option<PathBuf>,
 
     /// Cloud from clouds.yaml (and secure.yaml) to use.
-    #[arg(long, value_name = "NAME", env = "OS_CLOUD", global = true)]
+    #[arg(long, value_name = "NAME", env = "OS_CLOUD", global = true, value_hint = clap::ValueHint::Other)]
     pub os_cloud: Option<String>,
 
     /// CA bundle to verify the cloud's TLS certificates with.
@@ -143,6 +143,15 @@ pub enum Color {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create the stack, or converge it on a re-run, wait for it, and hand
+    /// it to Docker Swarm (the same as `provision --env FILE`).
+    #[command(after_help = "\
+Examples:
+  provision deploy --env env_params.yml
+  provision deploy --env env_params.yml --dry-run
+  provision deploy -e env_params.yml --name ci-1234 --tag ci --output json")]
+    Deploy(DeployArgs),
+
     /// Write the bundle: template, environment, node configs and certificates.
     #[command(after_help = "\
 Examples:
@@ -173,15 +182,19 @@ Examples:
   provision status --name mystack --output json
 
 Exit code 0 when the stack is complete, 1 when it failed, does not exist, or
-is still in progress.")]
-    Status,
+is still in progress. With --watch, a stack in progress is followed (its
+events as they come) until it settles, and the exit code is its end's.")]
+    Status(StatusArgs),
 
-    /// Print the stack's outputs.
+    /// Print the stack's outputs, or one of them.
     #[command(after_help = "\
 Examples:
   provision outputs --env env_params.yml
-  provision outputs --env env_params.yml --output json | jq -r .outputs.manager_floating_ip")]
-    Outputs,
+  provision outputs --env env_params.yml manager_floating_ip      # the raw value, for scripts
+  provision outputs --env env_params.yml --output json | jq -r .outputs.manager_floating_ip
+
+A stack still in progress has no final outputs: exit 1, nothing on stdout.")]
+    Outputs(OutputsArgs),
 
     /// Delete the stack, wait until it is gone, and release the manager's
     /// floating IP.
@@ -190,9 +203,13 @@ Examples:
   provision destroy --env env_params.yml
   provision destroy --name mystack --keep-floating-ip
 
-No prompt: meant for pipelines too. The CA and passwords in the state
-directory are kept, so a stack made again with the same name trusts the
-same CA.")]
+Only a stack that provision made (it carries the tag `provision`) is deleted,
+unless --force is given. On a terminal it asks first, unless --yes is given;
+off a terminal (pipelines) it does not ask. A name that no stack has exits 2,
+naming the closest stack there is, unless this machine's state directory
+knows the stack (then it is already gone: exit 0). The CA and passwords in
+the state directory are kept, so a stack made again with the same name
+trusts the same CA.")]
     Destroy(DestroyArgs),
 
     /// Open a shell on a node, or run a command there, over SSH on the
@@ -251,11 +268,43 @@ Examples:
         shell: clap_complete::Shell,
     },
 
-    /// Print the man page (roff).
+    /// Print a man page (roff), or write them all into a folder.
     #[command(after_help = "\
 Examples:
-  provision man > provision.1 && man ./provision.1")]
-    Man,
+  provision man > provision.1 && man ./provision.1
+  provision man destroy | man -l -
+  provision man --dir /usr/local/share/man/man1")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Follow a stack in progress until it settles, showing its events.
+    #[arg(long, short = 'w')]
+    pub watch: bool,
+
+    /// Minutes to follow for, at most (with --watch).
+    #[arg(long, value_name = "MINUTES", default_value_t = 60, requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub watch_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputsArgs {
+    /// One output, printed raw (a string as is, anything else as JSON).
+    #[arg(value_name = "KEY")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print [default: provision itself].
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+    pub command: Option<String>,
+
+    /// Write provision.1 and a provision-COMMAND.1 for every command into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +312,14 @@ pub struct DestroyArgs {
     /// Keep the manager's floating IP for the next stack of this name.
     #[arg(long)]
     pub keep_floating_ip: bool,
+
+    /// Do not ask, even on a terminal.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Delete the stack even if provision did not make it (no `provision` tag).
+    #[arg(long)]
+    pub force: bool,
 
     /// Minutes to wait for the delete.
     #[arg(long, value_name = "MINUTES", default_value_t = 30)]
@@ -348,4 +405,50 @@ pub struct HandoffArgs {
     /// named; otherwise it is written on the manager only].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// Variables provision reads, for the man pages' ENVIRONMENT section.
+const ENVIRONMENT: &[(&str, &str)] = &[
+    ("OS_CLOUD", "The cloud in clouds.yaml to use (as --os-cloud)."),
+    (
+        "OS_CLIENT_CONFIG_FILE",
+        "A clouds.yaml to read instead of ./clouds.yaml, ~/.config/openstack/clouds.yaml and /etc/openstack/clouds.yaml.",
+    ),
+    ("OS_CLIENT_SECURE_FILE", "A secure.yaml (the secrets of clouds.yaml) to read instead of the one beside it."),
+    (
+        "OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, OS_PROJECT_ID, OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME, OS_REGION_NAME, OS_INTERFACE, OS_CACERT, OS_APPLICATION_CREDENTIAL_ID, OS_APPLICATION_CREDENTIAL_SECRET",
+        "The credentials of an openrc file, when no cloud is named.",
+    ),
+    ("PROVISION_STATE_DIR", "Where the CA, certificates, passwords and keys are kept (as --state-dir)."),
+    ("XDG_STATE_HOME", "The state directory's default parent (~/.local/state when unset)."),
+    ("RUST_LOG", "Turns on tracing to stderr (e.g. provision=debug); secrets are never traced."),
+    ("NO_COLOR", "Set: no colour on a terminal."),
+];
+
+/// Exit codes, for the man pages' EXIT STATUS section (main.rs chooses them).
+const EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "Done."),
+    (
+        "1",
+        "Failed: the stack failed, the cloud refused, the state directory was refused, or another run holds the stack (--no-wait).",
+    ),
+    ("2", "Bad input or usage; nothing was made."),
+    ("3", "Timed out; the stack is still in progress in Heat."),
+    ("130", "Interrupted."),
+];
+
+/// The sections every man page ends with, in roff.
+pub fn man_tail() -> String {
+    fn esc(s: &str) -> String {
+        s.replace('\\', "\\\\").replace('-', "\\-")
+    }
+    let mut out = String::from(".SH ENVIRONMENT\n");
+    for (name, what) in ENVIRONMENT {
+        out.push_str(&format!(".TP\n\\fB{}\\fR\n{}\n", esc(name), esc(what)));
+    }
+    out.push_str(".SH \"EXIT STATUS\"\n");
+    for (code, what) in EXIT_STATUS {
+        out.push_str(&format!(".TP\n{code}\n{}\n", esc(what)));
+    }
+    out
 }

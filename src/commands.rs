@@ -8,7 +8,7 @@ use provision::bundle::{self, FloatingIp};
 use provision::params::{InputError, Params, Problem, Where, credentials, defs};
 use provision::state::StateDir;
 
-use crate::cli::{CheckArgs, Cli, Command, Global, RenderArgs};
+use crate::cli::{CheckArgs, Cli, Command, Global, ManArgs, RenderArgs};
 use crate::ui::Ui;
 
 pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
@@ -23,10 +23,11 @@ pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
         .into());
     }
     match command {
+        Command::Deploy(args) => crate::live::deploy(&cli.global, args, ui),
         Command::Render(args) => render(&cli.global, args, ui),
         Command::Check(args) => check(&cli.global, args, ui),
-        Command::Status => crate::live::status(&cli.global, ui, false),
-        Command::Outputs => crate::live::status(&cli.global, ui, true),
+        Command::Status(args) => crate::live::status(&cli.global, ui, args),
+        Command::Outputs(args) => crate::live::outputs(&cli.global, ui, args),
         Command::Destroy(args) => crate::live::destroy(&cli.global, args, ui),
         Command::Ssh(args) => crate::nodes::ssh(&cli.global, args, ui),
         Command::Handoff(args) => crate::nodes::handoff(&cli.global, args, ui),
@@ -53,10 +54,7 @@ pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
             clap_complete::generate(*shell, &mut Cli::command(), "provision", &mut std::io::stdout());
             Ok(())
         }
-        Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).context("writing the man page")?;
-            Ok(())
-        }
+        Command::Man(args) => man(args, ui),
     }
 }
 
@@ -74,15 +72,15 @@ pub struct Loaded {
 pub struct Usage(pub String);
 
 pub fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
-    if let Some(dir) = &global.templates {
-        if !dir.is_dir() {
-            let what = if dir.exists() { "is not a folder" } else { "does not exist" };
-            return Err(Usage(format!(
-                "--templates {}: {what}; give a folder laid out like templates/ in provision's source",
-                dir.display()
-            ))
-            .into());
-        }
+    if let Some(dir) = &global.templates
+        && !dir.is_dir()
+    {
+        let what = if dir.exists() { "is not a folder" } else { "does not exist" };
+        return Err(Usage(format!(
+            "--templates {}: {what}; give a folder laid out like templates/ in provision's source",
+            dir.display()
+        ))
+        .into());
     }
     let params = Params::load(&global.env)?;
     for w in &params.warnings {
@@ -197,6 +195,12 @@ pub fn state_dir(global: &Global, stack: &str) -> Result<StateDir> {
     Ok(StateDir::open_with(&state_root(global), stack, wait)?)
 }
 
+/// Whether this machine's state directory has the stack (made or tried by
+/// a run here).
+pub fn state_known(global: &Global, stack: &str) -> bool {
+    std::fs::symlink_metadata(state_root(global).join(stack)).is_ok()
+}
+
 /// The stack's state for a command that only reads it (`check`, `ssh`):
 /// checked as for writing, not locked, so a long `ssh` session holds up
 /// no render.
@@ -303,4 +307,45 @@ pub fn swift_credentials(loaded: &Loaded, ui: &mut Ui) -> Option<bundle::registr
         region: c.region.clone(),
         container: container.clone(),
     })
+}
+
+/// `provision man`: one page on stdout, or every page into a folder. Each
+/// page ends with what clap does not write: ENVIRONMENT and EXIT STATUS.
+fn man(args: &ManArgs, ui: &mut Ui) -> Result<()> {
+    let mut top = Cli::command().disable_help_subcommand(true);
+    top.build();
+    let mut pages = vec![top.clone()];
+    pages.extend(top.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+    let page = |cmd: &clap::Command| -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut out).context("rendering the man page")?;
+        out.extend_from_slice(crate::cli::man_tail().as_bytes());
+        Ok(out)
+    };
+    let Some(dir) = &args.dir else {
+        let wanted = args.command.as_deref().map(|c| format!("provision-{c}"));
+        let cmd = match &wanted {
+            None => &pages[0],
+            Some(w) => pages.iter().find(|p| p.get_display_name() == Some(w.as_str())).ok_or_else(|| {
+                let names: Vec<_> = top.get_subcommands().map(|c| c.get_name().to_string()).collect();
+                Usage(format!(
+                    "no command `{}`; the commands are: {}",
+                    args.command.as_deref().unwrap_or(""),
+                    names.join(", ")
+                ))
+            })?,
+        };
+        std::io::Write::write_all(&mut std::io::stdout(), &page(cmd)?).context("writing the man page")?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
+    let mut written = Vec::new();
+    for cmd in &pages {
+        let file = dir.join(format!("{}.1", cmd.get_display_name().unwrap_or(cmd.get_name())));
+        provision::state::write_file(&file, &page(cmd)?, provision::state::Mode::Public)?;
+        written.push(file);
+    }
+    ui.human(&format!("Wrote {} man pages into {}\n", written.len(), dir.display()));
+    ui.json(&serde_json::json!({"ok": true, "command": "man", "written": written}));
+    Ok(())
 }

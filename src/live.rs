@@ -16,8 +16,8 @@ use provision::params::{InputError, Problem, Where, credentials};
 use provision::stack::{self, Cloud, Outcome, StackError, api};
 use provision::state::StateDir;
 
-use crate::cli::{DeployArgs, DestroyArgs, Global};
-use crate::commands::{load, state_dir, state_view, swift_credentials};
+use crate::cli::{DeployArgs, DestroyArgs, Global, OutputsArgs, StatusArgs};
+use crate::commands::{Usage, load, state_dir, state_known, state_view, swift_credentials};
 use crate::ui::{Progress, Ui};
 
 /// The stack was left running in Heat when the wait stopped.
@@ -32,7 +32,15 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
 }
 
-fn need_credentials(given: &Option<credentials::Credentials>) -> Result<credentials::Credentials, InputError> {
+/// The credentials a cloud command needs; once found, the command says
+/// where it will act.
+fn need_credentials(
+    given: &Option<credentials::Credentials>,
+    ui: &mut Ui,
+) -> Result<credentials::Credentials, InputError> {
+    if let Some(c) = given {
+        ui.acting_on(&c.target());
+    }
     given.clone().ok_or_else(|| {
         InputError(vec![
             Problem::new(Where::file(std::path::Path::new("credentials")), "no OpenStack credentials found")
@@ -50,12 +58,14 @@ async fn connect(creds: &credentials::Credentials, progress: &Progress) -> Resul
 pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     let started = Instant::now();
     let loaded = load(global, ui)?;
-    let creds = need_credentials(&loaded.credentials)?;
+    let creds = need_credentials(&loaded.credentials, ui)?;
     let state = state_dir(global, &loaded.stack_name)?;
     let swift = swift_credentials(&loaded, ui);
     let progress = Progress::new();
     let rt = runtime()?;
     let name = loaded.stack_name.clone();
+    // Set once the stack is complete, so an interruption says what it stopped.
+    let handing_off = std::cell::Cell::new(false);
 
     let run = async {
         let cloud = connect(&creds, &progress).await?;
@@ -97,7 +107,11 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
                 stack::preview(&cloud, &name, existing.as_ref().map(|(s, _)| s), &body).await.map_err(input_error)?;
             return Ok(Done::Preview { drift, changes: stack::preview_changes(&v) });
         }
-        let opts = api::Options { timeout_mins: Some(args.timeout), rollback: args.rollback, tags: args.tags.clone() };
+        let opts = api::Options {
+            timeout_mins: Some(args.timeout),
+            rollback: args.rollback,
+            tags: stack::tags_with_ours(&args.tags),
+        };
         // Heat enforces the timeout; this wait allows it a little longer to
         // report its own failure.
         let deadline = Duration::from_secs(args.timeout * 60 + 120);
@@ -109,6 +123,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
         // Heat left it, and nothing is tried on half-made nodes.
         let handoff = match &outcome {
             Ok(o) if o.ok && loaded.params.handoff => {
+                handing_off.set(true);
                 Some(hand_off(&loaded.params, global.templates.as_deref(), o, &state, &progress).await)
             }
             Ok(o) if o.ok => Some(HandOff::Skipped("handoff: false in the environment files".into())),
@@ -127,8 +142,14 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
         tokio::select! {
             r = run => r,
             _ = tokio::signal::ctrl_c() => Err(StillRunning {
-                message: format!("interrupted; whatever Heat started goes on. Watch it: {}; remove it: {}",
-                    again(global, "status"), again(global, "destroy")),
+                message: if handing_off.get() {
+                    format!("interrupted during the hand-off; the stack is complete. Hand it off again: {}",
+                        again(global, "handoff"))
+                } else {
+                    format!("interrupted; Heat goes on with what it started. Follow it: {}; resume this run \
+                             (follows it to the end, then converges): {}; remove it: {}",
+                        again(global, "status --watch"), again(global, ""), again(global, "destroy"))
+                },
                 interrupted: true,
             }.into()),
         }
@@ -218,7 +239,12 @@ fn input_error(e: StackError) -> anyhow::Error {
 fn stack_error(e: StackError, global: &Global) -> anyhow::Error {
     match e {
         StackError::Timeout { .. } => StillRunning {
-            message: format!("{e}. Wait again: {}; remove it: {}", again(global, ""), again(global, "destroy")),
+            message: format!(
+                "{e}. Follow it: {}; resume this run (follows it to the end, then converges): {}; remove it: {}",
+                again(global, "status --watch"),
+                again(global, ""),
+                again(global, "destroy")
+            ),
             interrupted: false,
         }
         .into(),
@@ -384,31 +410,42 @@ fn failures_text(o: &Outcome) -> String {
     text
 }
 
-/// `provision status` and `provision outputs`.
-pub fn status(global: &Global, ui: &mut Ui, outputs_only: bool) -> Result<()> {
+/// The stack as Heat shows it now, reported as an [`Outcome`]; with
+/// `watch`, a stack in progress is followed until it settles first.
+fn show(global: &Global, ui: &mut Ui, watch: Option<Duration>) -> Result<(String, Option<Outcome>)> {
     let (name, given) = load_for_name(global, ui)?;
-    let creds = need_credentials(&given)?;
+    let creds = need_credentials(&given, ui)?;
     let progress = Progress::new();
     let rt = runtime()?;
-    let (shown, outcome) = rt.block_on(async {
+    let outcome = rt.block_on(async {
         let cloud = connect(&creds, &progress).await?;
-        let Some((stack_ref, shown)) = stack::find(&cloud, &name).await? else {
-            return Ok::<_, anyhow::Error>((None, None));
+        let Some((stack_ref, mut shown)) = stack::find(&cloud, &name).await? else {
+            return Ok::<_, anyhow::Error>(None);
         };
+        if let Some(limit) = watch
+            && !stack::events::settled(&stack::events::status(&shown).0)
+        {
+            match stack::follow(&cloud, &stack_ref, limit, &progress).await {
+                Ok(Some(v)) => shown = v,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(stack_error(e, global)),
+            }
+        }
         let follow = stack::events::Follow::new(stack_ref.clone(), None);
-        let o = stack::outcome(&cloud, stack_ref, "SHOW", &shown, &follow).await?;
-        Ok((Some(shown), Some(o)))
+        Ok(Some(stack::outcome(&cloud, stack_ref, "SHOW", &shown, &follow).await?))
     })?;
     progress.finish();
-    let (Some(_), Some(o)) = (shown, outcome) else {
-        ui.json(&serde_json::json!({"ok": false, "command": if outputs_only {"outputs"} else {"status"}, "stack_name": name, "status": "NOT_FOUND"}));
+    Ok((name, outcome))
+}
+
+/// `provision status [--watch]`.
+pub fn status(global: &Global, ui: &mut Ui, args: &StatusArgs) -> Result<()> {
+    let watch = args.watch.then(|| Duration::from_secs(args.watch_timeout * 60));
+    let (name, outcome) = show(global, ui, watch)?;
+    let Some(o) = outcome else {
+        ui.json(&serde_json::json!({"ok": false, "command": "status", "stack_name": name, "status": "NOT_FOUND"}));
         return Err(anyhow!("no stack named {name}"));
     };
-    if outputs_only {
-        ui.human(&outputs_text(&o));
-        ui.json(&serde_json::json!({"ok": true, "command": "outputs", "stack": o.stack, "outputs": o.outputs}));
-        return Ok(());
-    }
     let mut text = format!("Stack {} ({}): {}\n", o.stack.name, o.stack.id, o.status);
     text.push_str(&outputs_text(&o));
     if !o.ok {
@@ -416,20 +453,114 @@ pub fn status(global: &Global, ui: &mut Ui, outputs_only: bool) -> Result<()> {
     }
     ui.human(&text);
     ui.json(&serde_json::json!({"ok": o.ok, "command": "status", "stack": o, "warnings": ui.warnings()}));
-    if o.ok { Ok(()) } else { Err(anyhow!("stack {} is {}", o.stack.name, o.status)) }
+    if o.ok {
+        return Ok(());
+    }
+    if !stack::events::settled(&o.status) {
+        return Err(anyhow!("stack {} is {}; follow it: {}", o.stack.name, o.status, again(global, "status --watch")));
+    }
+    Err(anyhow!("stack {} is {}", o.stack.name, o.status))
+}
+
+/// `provision outputs [KEY]`: only a settled stack has final outputs.
+pub fn outputs(global: &Global, ui: &mut Ui, args: &OutputsArgs) -> Result<()> {
+    let (name, outcome) = show(global, ui, None)?;
+    let Some(o) = outcome else {
+        ui.json(&serde_json::json!({"ok": false, "command": "outputs", "stack_name": name, "status": "NOT_FOUND"}));
+        return Err(anyhow!("no stack named {name}"));
+    };
+    if !stack::events::settled(&o.status) {
+        return Err(anyhow!(
+            "stack {} is {}: its outputs are not final yet; follow it: {}",
+            o.stack.name,
+            o.status,
+            again(global, "status --watch")
+        ));
+    }
+    let Some(key) = &args.key else {
+        ui.human(&outputs_text(&o));
+        ui.json(&serde_json::json!({"ok": true, "command": "outputs", "stack": o.stack, "outputs": o.outputs}));
+        return Ok(());
+    };
+    let Some(value) = o.outputs.get(key) else {
+        let keys: Vec<&str> = o.outputs.keys().map(String::as_str).collect();
+        let hint = match provision::params::error::closest(key, &keys) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!("its outputs: {}", keys.join(", ")),
+        };
+        return Err(Usage(format!("stack {} has no output `{key}`; {hint}", o.stack.name)).into());
+    };
+    match value {
+        serde_json::Value::String(s) => ui.human(&format!("{s}\n")),
+        other => ui.human(&format!("{other}\n")),
+    }
+    ui.json(&serde_json::json!({"ok": true, "command": "outputs", "stack": o.stack, "key": key, "value": value}));
+    Ok(())
 }
 
 /// `provision destroy`: the stack, then the floating IP this tool made.
+/// Only a stack provision made (tagged [`stack::OUR_TAG`]) unless
+/// `--force`; on a terminal only after a yes.
 pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
     let started = Instant::now();
     let (name, given) = load_for_name(global, ui)?;
-    let creds = need_credentials(&given)?;
-    let state = state_dir(global, &name)?;
+    let creds = need_credentials(&given, ui)?;
+    // A stack this machine's state knows is not a misspelling: when Heat no
+    // longer has it, it is gone already (exit 0, and its floating IP goes).
+    let known = state_known(global, &name);
+    let state = if known { state_dir(global, &name)? } else { state_view(global, &name)? };
     let progress = Progress::new();
     let rt = runtime()?;
-    let (outcome, released, requests) = rt.block_on(async {
+    let (cloud, found) = rt.block_on(async {
         let cloud = connect(&creds, &progress).await?;
-        let outcome = match stack::find(&cloud, &name).await? {
+        let found = stack::find(&cloud, &name).await?;
+        let closest = match (&found, known) {
+            (None, false) => {
+                let names = stack::stack_names(&cloud).await?;
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                Some(provision::params::error::closest(&name, &names).map(str::to_string))
+            }
+            _ => None,
+        };
+        Ok::<_, anyhow::Error>((cloud, found.map(|f| (f, closest.clone())).ok_or(closest)))
+    })?;
+    progress.finish();
+    let stack = match found {
+        Ok(((s, shown), _)) => Some((s, shown)),
+        Err(Some(closest)) => {
+            let hint = match closest {
+                Some(c) => format!("; did you mean `{c}`? ({})", again_named(global, "destroy", &c)),
+                None => String::new(),
+            };
+            return Err(Usage(format!("no stack named {name} in this project{hint}")).into());
+        }
+        Err(None) => None,
+    };
+    if let Some((s, shown)) = &stack {
+        let tags = stack::stack_tags(shown);
+        if !args.force && !tags.iter().any(|t| t == stack::OUR_TAG) {
+            return Err(Usage(format!(
+                "stack {} ({}) was not made by provision: it has no `{}` tag (its tags: {}). \
+                 Delete it with --force if that is what you mean; a stack provision made before it tagged \
+                 its stacks gets the tag on its next run ({})",
+                s.name,
+                s.id,
+                stack::OUR_TAG,
+                if tags.is_empty() { "none".to_string() } else { tags.join(", ") },
+                again(global, ""),
+            ))
+            .into());
+        }
+        if !args.yes && !ui.json && crate::terminal::interactive() {
+            let question = format!("Delete stack {} ({})? [y/N] ", s.name, s.id);
+            if !crate::terminal::confirm(&question).context("asking on the terminal")? {
+                return Err(anyhow!("not deleted: the answer was not yes"));
+            }
+        }
+    }
+    let progress = Progress::new();
+    let (outcome, released, requests) = rt.block_on(async {
+        let outcome = match stack {
             Some((s, _)) => Some(stack::destroy(&cloud, s, Duration::from_secs(args.timeout * 60), &progress).await?),
             None => None,
         };
@@ -446,7 +577,7 @@ pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
     };
     match outcome {
         None => {
-            ui.human(&format!("No stack named {name}; nothing to delete.\n{fip_line}"));
+            ui.human(&format!("Stack {name} is gone already; nothing to delete.\n{fip_line}"));
             ui.json(&serde_json::json!({"ok": true, "command": "destroy", "stack_name": name, "status": "NOT_FOUND",
                 "released_floating_ip": released.map(|f| f.address.to_string()), "requests": requests}));
             Ok(())
@@ -485,7 +616,7 @@ pub fn stack_nodes(
         let loaded = load(global, ui)?;
         (loaded.stack_name, loaded.credentials, Some((loaded.params.hostname.clone(), loaded.params.fqdn())))
     };
-    let creds = need_credentials(&given)?;
+    let creds = need_credentials(&given, ui)?;
     check(&if writes { state_dir(global, &name)? } else { state_view(global, &name)? })?;
     let progress = Progress::new();
     let outcome = runtime()?.block_on(async {
@@ -561,6 +692,13 @@ pub fn again(global: &Global, sub: &str) -> String {
     flag("--state-dir", global.state_dir.as_ref().map(|p| p.display().to_string()));
     flag("--templates", global.templates.as_ref().map(|p| p.display().to_string()));
     words.join(" ")
+}
+
+/// [`again`] for another stack name.
+fn again_named(global: &Global, sub: &str, name: &str) -> String {
+    let mut other = global.clone();
+    other.name = Some(name.to_string());
+    again(&other, sub)
 }
 
 fn quote(s: &str) -> String {

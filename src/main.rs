@@ -10,8 +10,6 @@ mod ui;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use provision::params::InputError;
 
 /// Exit codes, documented in `--help` and the README.
@@ -21,7 +19,10 @@ pub const EXIT_TIMED_OUT: u8 = 3;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     init_tracing(cli.global.color);
     let mut ui = ui::Ui::new(cli.global.output, cli.global.color);
     match commands::run(&cli, &mut ui) {
@@ -32,7 +33,11 @@ fn main() -> ExitCode {
                 err.downcast_ref::<provision::bundle::BundleError>(),
                 Some(provision::bundle::BundleError::UserDataTooLarge(_))
             );
-            let usage = err.downcast_ref::<commands::Usage>().is_some();
+            let usage = err.downcast_ref::<commands::Usage>().is_some()
+                || matches!(
+                    err.downcast_ref::<provision::stack::CloudError>(),
+                    Some(provision::stack::CloudError::Catalog(_))
+                );
             let (code, kind) = match (err.downcast_ref::<InputError>(), still_running) {
                 (Some(_), _) => (EXIT_BAD_INPUT, "input"),
                 _ if usage => (EXIT_BAD_INPUT, "usage"),
@@ -64,6 +69,44 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The command line, or the exit code after clap said why not. A bare
+/// `provision` shows the help. Under `--output json` a usage error is
+/// also the same JSON document as every other failure, on stdout.
+fn parse() -> Result<cli::Cli, ExitCode> {
+    use clap::{CommandFactory, Parser};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 1 {
+        let _ = cli::Cli::command().print_help();
+        return Err(ExitCode::SUCCESS);
+    }
+    let err = match cli::Cli::try_parse_from(&args) {
+        Ok(cli) => return Ok(cli),
+        Err(err) => err,
+    };
+    use clap::error::ErrorKind;
+    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        err.exit();
+    }
+    let _ = err.print();
+    if wants_json(&args) {
+        let rendered = err.render().to_string();
+        let first = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+        let value = serde_json::json!({
+            "ok": false, "exit_code": EXIT_BAD_INPUT, "kind": "usage", "error": first,
+            "problems": null, "warnings": [],
+        });
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    }
+    Err(ExitCode::from(EXIT_BAD_INPUT))
+}
+
+/// `--output json` (or `--output=json`) anywhere on a command line that
+/// clap refused.
+fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    let words: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+    words.iter().any(|w| w == "--output=json") || words.windows(2).any(|w| w[0] == "--output" && w[1] == "json")
 }
 
 /// The error and its causes on one line, each said once: an error that

@@ -91,3 +91,20 @@ pub fn input(with_resizes: bool) -> mpsc::Receiver<Input> {
     }
     rx
 }
+
+/// Whether a question can be asked: both standard input and standard error
+/// are terminals (off a terminal, in a pipeline, nothing is asked).
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks on the terminal; only `y` or `yes` is a yes.
+pub fn confirm(question: &str) -> std::io::Result<bool> {
+    use std::io::{BufRead, Write};
+    let mut err = std::io::stderr().lock();
+    err.write_all(question.as_bytes())?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}

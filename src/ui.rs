@@ -12,6 +12,8 @@ pub struct Ui {
     /// One JSON document per run: once a command printed its result, a
     /// failure after it adds only the exit code.
     json_printed: std::cell::Cell<bool>,
+    /// Where a cloud command acts; every JSON document it prints carries it.
+    target: Option<serde_json::Value>,
 }
 
 impl Ui {
@@ -21,7 +23,13 @@ impl Ui {
             Color::Never => false,
             Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         };
-        Ui { json: output == Output::Json, color, warnings: Vec::new(), json_printed: std::cell::Cell::new(false) }
+        Ui {
+            json: output == Output::Json,
+            color,
+            warnings: Vec::new(),
+            json_printed: std::cell::Cell::new(false),
+            target: None,
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -46,11 +54,22 @@ impl Ui {
         }
     }
 
+    /// Says, before a cloud command sends anything, where it acts; the
+    /// JSON result says the same under `target`.
+    pub fn acting_on(&mut self, target: &provision::params::credentials::Target) {
+        eprintln!("{} {target}", self.paint("1", "acting on"));
+        self.target = serde_json::to_value(target).ok();
+    }
+
     /// The result for programs.
     pub fn json(&self, value: &serde_json::Value) {
         if self.json && !self.json_printed.replace(true) {
+            let mut value = value.clone();
+            if let (Some(t), Some(map)) = (&self.target, value.as_object_mut()) {
+                map.entry("target").or_insert_with(|| t.clone());
+            }
             let mut out = std::io::stdout().lock();
-            let _ = serde_json::to_writer_pretty(&mut out, value);
+            let _ = serde_json::to_writer_pretty(&mut out, &value);
             let _ = out.write_all(b"\n");
         }
     }

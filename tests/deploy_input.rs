@@ -109,7 +109,11 @@ fn an_unreachable_keystone_is_one_clear_line_without_the_password() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&url) && stderr.contains("OS_* environment variables"), "{stderr}");
     assert!(!stderr.contains("s3cret-pw"), "the password leaked: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    // Where it acts, then why it cannot: one line each.
+    let lines: Vec<_> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert_eq!(lines[0], format!("acting on {url}, project demo, region (any), user demo, public endpoints"));
+    assert!(lines[1].starts_with("error: cannot reach Keystone"), "{stderr}");
 }
 
 #[test]

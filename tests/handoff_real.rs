@@ -375,7 +375,8 @@ fn handoff_forms_the_swarm_and_a_rerun_changes_nothing() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(compose.contains(&format!("image: {image}")), "{compose}");
+    let doc: Value = serde_saphyr::from_str(&compose).unwrap();
+    assert_eq!(doc["services"]["web"]["image"], json!(image), "{compose}");
     let t = Instant::now();
     let running = loop {
         let ps = on(h, "manager", &["docker", "service", "ps", "hello_web", "--format", "'{{.CurrentState}}'"]);
@@ -462,8 +463,8 @@ fn waiting_for_ssh_is_bounded_and_says_what_to_check() {
     // A closed port on 127.0.0.1: every attempt is refused.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    let s = StateDir::open(dir.path(), STACK).unwrap();
-    keys::ensure(&s, &["manager", "worker-1"]).unwrap();
+    // Made, then let go: the command below takes the stack's lock itself.
+    keys::ensure(&StateDir::open(dir.path(), STACK).unwrap(), &["manager", "worker-1"]).unwrap();
     let inv = write_inventory(dir.path(), port);
     let t = Instant::now();
     let o = Command::cargo_bin("provision")

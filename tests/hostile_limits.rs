@@ -3,7 +3,7 @@
 //! runs the binary once; its peak RSS comes from `wait4`'s rusage for that
 //! child alone (`ru_maxrss`, in KiB on Linux), its time from the clock
 //! around the run. `cargo test --test hostile_limits -- --nocapture` prints
-//! the table that notes-limits.md records.
+//! the table in BENCHMARKS.md ("Hostile input").
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -107,10 +107,8 @@ fn redact(text: &str, state: &Path) -> String {
         out.push_str(line);
         out.push('\n');
     }
-    for name in ["registry-password"] {
-        let secret = std::fs::read_to_string(state.join("myhost").join(name)).unwrap();
-        out = out.replace(secret.trim(), &format!("[{name}]"));
-    }
+    let secret = std::fs::read_to_string(state.join("myhost").join("registry-password")).unwrap();
+    out = out.replace(secret.trim(), "[registry-password]");
     // SSH keys are made per state directory.
     for (name, shown) in [
         ("ssh/client_ed25519.pub", "client public key"),
@@ -529,6 +527,57 @@ fn every_command_has_help_with_examples_and_the_cli_makes_man_and_completions() 
     assert!(String::from_utf8_lossy(&bash.stdout).contains("_provision()"));
     let usage = provision(dir.path()).args(["render"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2), "a usage error is exit code 2");
+}
+
+/// What a newcomer types first: nothing, `deploy`, `--dry-run`, a typo
+/// under `--output json`, and `man` for each command.
+#[test]
+fn first_contact_help_deploy_dry_run_json_usage_errors_and_man_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = provision(dir.path()).output().unwrap();
+    assert_eq!(bare.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&bare.stdout);
+    assert!(help.contains("Usage: provision") && help.contains("deploy"), "{help}");
+
+    let deploy = provision(dir.path()).args(["deploy", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&deploy.stdout);
+    assert!(deploy.status.success() && text.contains("--dry-run") && text.contains("Examples:"), "{text}");
+    // `deploy` reads its input as the flag-only form does: no env file, exit 2.
+    let o = provision(dir.path()).args(["deploy", "--dry-run", "--env", "/nonexistent.yml"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.yml"));
+
+    for args in [
+        &["--output", "json", "--bogus"][..],
+        &["--output=json", "destroy", "--frce"],
+        &["status", "--output", "json", "extra"],
+    ] {
+        let o = provision(dir.path()).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {:?}", o.stdout));
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["kind"], "usage");
+        assert_eq!(v["exit_code"], 2);
+        assert!(v["error"].as_str().unwrap().contains("unexpected argument"), "{v}");
+    }
+    // Without --output json a usage error leaves stdout empty.
+    let o = provision(dir.path()).args(["--bogus"]).output().unwrap();
+    assert!(o.stdout.is_empty());
+
+    let man = dir.path().join("man");
+    let o = provision(dir.path()).args(["man", "--dir"]).arg(&man).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let top = std::fs::read_to_string(man.join("provision.1")).unwrap();
+    // Every page the top page points to exists, and each has the sections
+    // clap does not write.
+    for page in top.lines().filter_map(|l| l.strip_prefix("provision\\-").and_then(|l| l.strip_suffix("(1)"))) {
+        let text = std::fs::read_to_string(man.join(format!("provision-{page}.1"))).unwrap();
+        assert!(text.contains(".SH ENVIRONMENT") && text.contains(".SH \"EXIT STATUS\""), "{page}");
+    }
+    assert!(top.contains("provision\\-destroy(1)"), "{top}");
+    let one = provision(dir.path()).args(["man", "destroy"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&one.stdout), std::fs::read_to_string(man.join("provision-destroy.1")).unwrap());
+    assert_eq!(provision(dir.path()).args(["man", "destory"]).output().unwrap().status.code(), Some(2));
 }
 
 #[test]

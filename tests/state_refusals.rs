@@ -221,8 +221,8 @@ fn a_password_with_a_newline_is_refused() {
 #[test]
 fn a_secret_with_other_characters_is_refused() {
     let m = Made::new();
-    m.put("redis-password", "abc'; rm -rf / #AAAAAAAAAAAAAAAAAAAAAAAAAA");
-    m.refused("redis-password", &[]);
+    m.put("registry-password", "abc'; rm -rf / #AAAAAAAAAAAAAAAAAAAAAAAAAA");
+    m.refused("registry-password", &[]);
 }
 
 #[test]

@@ -124,6 +124,18 @@ fn refuse_strangers(root: &Path, dir: &Path) -> Result<(), RenderError> {
     Ok(())
 }
 
+fn template_error(name: &str, e: &tera::Error) -> RenderError {
+    // Tera's error chain holds the useful part (which variable, which line).
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    RenderError::Template { name: name.to_string(), message }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,16 +151,4 @@ mod tests {
             assert_eq!(back.len(), 1);
         }
     }
-}
-
-fn template_error(name: &str, e: &tera::Error) -> RenderError {
-    // Tera's error chain holds the useful part (which variable, which line).
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    RenderError::Template { name: name.to_string(), message }
 }

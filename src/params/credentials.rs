@@ -65,6 +65,59 @@ pub struct Credentials {
     pub verify: bool,
 }
 
+/// Where a cloud command acts, said on one line before it starts and
+/// carried in its JSON. Names only, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Target {
+    pub cloud: Option<String>,
+    pub auth_url: String,
+    pub project: Option<String>,
+    pub region: Option<String>,
+    pub user: Option<String>,
+    pub interface: String,
+}
+
+impl Credentials {
+    pub fn target(&self) -> Target {
+        let user = match &self.auth {
+            Auth::Password { username, .. } => Some(username.clone()),
+            Auth::ApplicationCredential { username, id, name, .. } => username
+                .clone()
+                .or_else(|| name.as_ref().map(|n| format!("application credential {n}")))
+                .or_else(|| id.as_ref().map(|i| format!("application credential {i}"))),
+        };
+        Target {
+            cloud: match &self.source {
+                Source::CloudsYaml { cloud, .. } => Some(cloud.clone()),
+                _ => None,
+            },
+            auth_url: self.auth_url.clone(),
+            project: self.project.as_ref().and_then(|p| p.name.clone().or_else(|| p.id.clone())),
+            region: self.region.clone(),
+            user,
+            interface: self.interface.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let or = |v: &Option<String>, none: &'static str| v.clone().unwrap_or_else(|| none.to_string());
+        match &self.cloud {
+            Some(c) => write!(f, "cloud {c} ({})", self.auth_url)?,
+            None => write!(f, "{}", self.auth_url)?,
+        }
+        write!(
+            f,
+            ", project {}, region {}, user {}, {} endpoints",
+            or(&self.project, "(the user's default)"),
+            or(&self.region, "(any)"),
+            or(&self.user, "(from the credential)"),
+            self.interface
+        )
+    }
+}
+
 /// What the command line says about credentials.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -269,7 +322,7 @@ fn from_clouds_yaml(
             .hint_if_none(format!("clouds in this file: {}", known.join(", "))));
     };
     let mut files_with_secrets = vec![file.clone()];
-    if let Some(secure) = find_file(var, "OS_SECURE_FILE", &["secure.yaml", "secure.yml"]) {
+    if let Some(secure) = find_file(var, "OS_CLIENT_SECURE_FILE", &["secure.yaml", "secure.yml"]) {
         let sdoc = read_yaml(&secure)?;
         if let Some(s) = sdoc.get("clouds").and_then(|c| c.get(cloud)) {
             merge(&mut entry, s);
@@ -325,7 +378,12 @@ fn from_clouds_yaml(
         auth_url,
         auth: creds_auth,
         project,
-        region: s(&entry, "region_name"),
+        // openstacksdk's rule: region_name, else the first of `regions:`
+        // (each a name or a mapping with `name`).
+        region: s(&entry, "region_name").or_else(|| {
+            let first = entry.get("regions")?.as_array()?.first()?;
+            first.as_str().map(str::to_string).or_else(|| s(first, "name"))
+        }),
         interface: s(&entry, "interface").unwrap_or_else(|| "public".into()),
         cacert: s(&entry, "cacert").map(PathBuf::from),
         verify,
@@ -417,7 +475,7 @@ mod tests {
         let env = vars(&[
             ("OS_CLOUD", "lab"),
             ("OS_CLIENT_CONFIG_FILE", &p("clouds.yaml")),
-            ("OS_SECURE_FILE", &p("secure.yaml")),
+            ("OS_CLIENT_SECURE_FILE", &p("secure.yaml")),
             ("OS_AUTH_URL", "http://ignored/v3"),
         ]);
         let c = resolve(&Request::default(), &env, &envfile).unwrap().credentials.unwrap();
@@ -427,6 +485,37 @@ mod tests {
             Auth::Password { password, .. } => assert_eq!(password.expose(), "s3cret"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_region_is_region_name_else_the_first_of_regions_and_the_secure_file_is_os_client_secure_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let clouds = dir.path().join("clouds.yaml");
+        let secure = elsewhere.path().join("my-secure.yaml");
+        std::fs::write(&secure, "clouds:\n  a:\n    auth: {password: from-secure}\n").unwrap();
+        let region = |entry: &str| {
+            std::fs::write(
+                &clouds,
+                format!("clouds:\n  a:\n    auth: {{auth_url: http://x/v3, username: u, password: p}}\n{entry}"),
+            )
+            .unwrap();
+            let env = vars(&[
+                ("OS_CLIENT_CONFIG_FILE", clouds.to_str().unwrap()),
+                ("OS_CLIENT_SECURE_FILE", secure.to_str().unwrap()),
+            ]);
+            let req = Request { os_cloud: Some("a".into()), ..Default::default() };
+            let c = resolve(&req, &env, &EnvFileCredentials::default()).unwrap().credentials.unwrap();
+            match &c.auth {
+                Auth::Password { password, .. } => assert_eq!(password.expose(), "from-secure"),
+                other => panic!("{other:?}"),
+            }
+            c.region
+        };
+        assert_eq!(region("    regions: [Two, Three]\n").as_deref(), Some("Two"));
+        assert_eq!(region("    regions:\n      - name: Four\n        values: {}\n").as_deref(), Some("Four"));
+        assert_eq!(region("    region_name: One\n    regions: [Two]\n").as_deref(), Some("One"));
+        assert_eq!(region(""), None);
     }
 
     #[test]

@@ -137,6 +137,11 @@ pub mod heat {
         Call::new(Method::POST, Service::Orchestration, "validate").body(Value::Object(body.json()))
     }
 
+    /// The project's stacks (names, statuses, tags), newest first.
+    pub fn list() -> Call {
+        Call::new(Method::GET, Service::Orchestration, "stacks").query("limit", 1000)
+    }
+
     /// Heat answers a name with a redirect to `stacks/NAME/ID`, or 404.
     pub fn find(name: &str) -> Call {
         Call::new(Method::GET, Service::Orchestration, format!("stacks/{name}"))

@@ -26,6 +26,11 @@ pub enum CloudError {
     Http { what: String, status: u16, message: String },
     #[error("{what}: no answer from the cloud after {tries} tries: {message}")]
     Unreachable { what: String, tries: u32, message: String },
+    /// The catalog has no endpoint for what the credentials ask for (an
+    /// unknown region, an interface the cloud does not offer): input, not
+    /// an outage, so it is said at once and never retried.
+    #[error("{0}")]
+    Catalog(String),
 }
 
 impl CloudError {
@@ -145,6 +150,19 @@ impl Cloud {
                 source_name: c.source.to_string(),
                 message: auth_message(&e),
             })?;
+        if let Some(catalog) = os.get_token_catalog() {
+            let endpoints: Vec<CatalogEntry> = catalog
+                .iter()
+                .flat_map(|s| {
+                    s.endpoints.iter().map(|e| CatalogEntry {
+                        service: s.service_type.clone(),
+                        interface: e.interface.clone(),
+                        region: e.region.clone(),
+                    })
+                })
+                .collect();
+            check_catalog(&endpoints, c.region.as_deref(), &c.interface).map_err(CloudError::Catalog)?;
+        }
         // The reachability check, Keystone and version discovery: counted so
         // the benchmark's number is every request this tool made.
         Ok(Cloud { os, retry: Retry::default(), requests: AtomicU64::new(3), notice })
@@ -203,6 +221,9 @@ impl Cloud {
                     }
                     err
                 }
+                Err(openstack_sdk::api::ApiError::Catalog { source }) => {
+                    return Err(CloudError::Catalog(format!("{}: {source}", call.describe())));
+                }
                 Err(e) => {
                     let message = transport_message(&e.to_string());
                     if !call.idempotent() {
@@ -228,11 +249,60 @@ impl Cloud {
     }
 }
 
+/// One endpoint of the token's catalog, as far as choosing goes.
+#[derive(Debug, Clone)]
+pub struct CatalogEntry {
+    pub service: String,
+    pub interface: String,
+    pub region: Option<String>,
+}
+
+/// The services provision calls.
+const NEEDED: [&str; 4] = ["orchestration", "compute", "network", "image"];
+
+/// Every needed service has an endpoint for the region and interface the
+/// credentials ask for; otherwise what the catalog does have.
+pub fn check_catalog(catalog: &[CatalogEntry], region: Option<&str>, interface: &str) -> Result<(), String> {
+    // openstacksdk accepts the v2 spellings too.
+    let interface = interface.trim_end_matches("URL");
+    let in_region = |e: &&CatalogEntry| region.is_none_or(|r| e.region.as_deref() == Some(r));
+    if let Some(r) = region
+        && !catalog.iter().any(|e| e.region.as_deref() == Some(r))
+    {
+        let mut regions: Vec<&str> = catalog.iter().filter_map(|e| e.region.as_deref()).collect();
+        regions.sort_unstable();
+        regions.dedup();
+        let hint = match crate::params::error::closest(r, &regions) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!("the catalog's regions: {}", regions.join(", ")),
+        };
+        return Err(format!("region `{r}` is not in this cloud's catalog; {hint}"));
+    }
+    for service in NEEDED {
+        let offered: Vec<&str> =
+            catalog.iter().filter(in_region).filter(|e| e.service == service).map(|e| e.interface.as_str()).collect();
+        if offered.contains(&interface) {
+            continue;
+        }
+        let where_ = region.map(|r| format!(" in region {r}")).unwrap_or_default();
+        return Err(if offered.is_empty() {
+            format!("the catalog has no `{service}` service{where_}; provision needs {}", NEEDED.join(", "))
+        } else {
+            format!(
+                "the catalog has no {interface} endpoint for `{service}`{where_}; it has: {} (set interface / OS_INTERFACE)",
+                offered.join(", ")
+            )
+        });
+    }
+    Ok(())
+}
+
 fn short(e: &CloudError) -> String {
     match e {
         CloudError::Http { status, .. } => format!("HTTP {status}"),
         CloudError::Unreachable { message, .. } => message.clone(),
         CloudError::Auth { message, .. } | CloudError::Login { message, .. } => message.clone(),
+        CloudError::Catalog(message) => message.clone(),
     }
 }
 
@@ -387,6 +457,44 @@ fn login_failure(chain: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catalog_check_names_the_region_or_interface_that_is_missing() {
+        let e = |service: &str, interface: &str, region: &str| CatalogEntry {
+            service: service.into(),
+            interface: interface.into(),
+            region: Some(region.into()),
+        };
+        let mut catalog = Vec::new();
+        for service in NEEDED {
+            for interface in ["public", "internal"] {
+                catalog.push(e(service, interface, "RegionOne"));
+            }
+        }
+        catalog.push(e("identity", "admin", "RegionTwo"));
+        assert_eq!(check_catalog(&catalog, Some("RegionOne"), "public"), Ok(()));
+        assert_eq!(check_catalog(&catalog, None, "internalURL"), Ok(()));
+        assert_eq!(
+            check_catalog(&catalog, Some("RegionOen"), "public").unwrap_err(),
+            "region `RegionOen` is not in this cloud's catalog; did you mean `RegionOne`?"
+        );
+        assert_eq!(
+            check_catalog(&catalog, Some("Mars"), "public").unwrap_err(),
+            "region `Mars` is not in this cloud's catalog; the catalog's regions: RegionOne, RegionTwo"
+        );
+        let err = check_catalog(&catalog, Some("RegionOne"), "admin").unwrap_err();
+        assert!(
+            err.starts_with(
+                "the catalog has no admin endpoint for `orchestration` in region RegionOne; it has: public, internal"
+            ),
+            "{err}"
+        );
+        assert!(
+            check_catalog(&catalog, Some("RegionTwo"), "admin")
+                .unwrap_err()
+                .contains("no `orchestration` service in region RegionTwo")
+        );
+    }
 
     #[test]
     fn login_failures_say_what_to_act_on() {

@@ -42,7 +42,7 @@ pub enum StackError {
     Input(InputError),
     #[error("Heat did not accept the rendered template: {0}")]
     Invalid(String),
-    #[error("stack {name} is {status}; wait for it to settle (`provision status`) and run again")]
+    #[error("stack {name} is {status}; run again once the delete has ended (`provision status --watch` follows it)")]
     Busy { name: String, status: String },
     #[error("gave up waiting after {waited:?}; stack {name} is still {status} in Heat")]
     Timeout { name: String, status: String, waited: Duration },
@@ -81,6 +81,36 @@ pub async fn find(cloud: &Cloud, name: &str) -> Result<Option<(StackRef, Value)>
         Err(e) if e.status() == Some(404) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The tag on every stack provision makes, so that `destroy` can tell its
+/// own stacks from the others in the project.
+pub const OUR_TAG: &str = "provision";
+
+/// The tags a create or update sends: ours first, then the operator's.
+pub fn tags_with_ours(given: &[String]) -> Vec<String> {
+    let mut tags = vec![OUR_TAG.to_string()];
+    tags.extend(given.iter().filter(|t| *t != OUR_TAG).cloned());
+    tags
+}
+
+/// The tags of a shown stack. Heat gives a list, or null for none.
+pub fn stack_tags(shown: &Value) -> Vec<String> {
+    let s = shown.get("stack").unwrap_or(shown);
+    match s.get("tags") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::String(t)) => t.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The names of the project's stacks, for "did you mean".
+pub async fn stack_names(cloud: &Cloud) -> Result<Vec<String>, CloudError> {
+    let v = cloud.send(&heat::list()).await?;
+    Ok(v.get("stacks")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|s| s.get("stack_name")?.as_str().map(str::to_string)).collect())
+        .unwrap_or_default())
 }
 
 /// What the checks against the cloud found, for the later steps.
@@ -366,17 +396,28 @@ pub async fn apply(
                 .ok_or_else(|| StackError::Unexpected(format!("Heat's answer to a create has no stack id: {v}")))?;
             (stack, "CREATE", None, vec!["new stack".to_string()])
         }
-        Some((stack, shown)) => {
-            let (status, _) = events::status(&shown);
+        Some((stack, mut shown)) => {
+            let (mut status, _) = events::status(&shown);
+            // A stack still in progress (a run that timed out or was
+            // interrupted, or a change made elsewhere) is followed to its
+            // end, then converged like any other. A delete is not waited for.
+            let mut followed = None;
             if !events::settled(&status) {
-                return Err(StackError::Busy { name: stack.name, status });
+                if status.starts_with("DELETE") {
+                    return Err(StackError::Busy { name: stack.name, status });
+                }
+                shown = follow(cloud, &stack, deadline, watch).await?.ok_or_else(|| {
+                    StackError::Unexpected(format!("stack {} was deleted while it was followed", stack.name))
+                })?;
+                followed = Some(action_of(&status));
+                status = events::status(&shown).0;
             }
             let changes = drift(cloud, &stack, body).await?;
             // Nothing to change, and nothing failed to fix: leave it alone
             // rather than have Heat walk every resource for nothing.
             if changes.is_empty() && events::succeeded(&status) {
                 let follow = Follow::new(stack.clone(), None);
-                let mut o = outcome(cloud, stack, "NONE", &shown, &follow).await?;
+                let mut o = outcome(cloud, stack, followed.unwrap_or("NONE"), &shown, &follow).await?;
                 o.status = status;
                 return Ok(o);
             }
@@ -397,6 +438,30 @@ pub async fn apply(
     let mut o = outcome(cloud, stack, action, &shown, &follow).await?;
     o.changes = changes;
     Ok(o)
+}
+
+/// Follows a stack that is not settled until it is, showing its events
+/// from now on; gives what Heat shows at the end (None: it was deleted).
+pub async fn follow(
+    cloud: &Cloud,
+    stack: &StackRef,
+    deadline: Duration,
+    watch: &dyn Watch,
+) -> Result<Option<Value>, StackError> {
+    let last = cloud.send(&heat::last_event(&stack.name, &stack.id)).await?;
+    let mut follow = Follow::new(stack.clone(), events::parse_events(&last).pop().map(|e| e.id));
+    Ok(match wait(cloud, stack, &mut follow, deadline, watch).await? {
+        Waited::Settled(v) => Some(v),
+        Waited::Gone => None,
+    })
+}
+
+/// The action of a Heat status (`UPDATE_IN_PROGRESS` → `UPDATE`).
+fn action_of(status: &str) -> &'static str {
+    ["CREATE", "UPDATE", "ROLLBACK", "RESUME", "SUSPEND", "CHECK", "ADOPT", "RESTORE", "SNAPSHOT"]
+        .into_iter()
+        .find(|a| status.starts_with(a))
+        .unwrap_or("NONE")
 }
 
 /// Deletes the stack and waits until Heat no longer has it.
@@ -547,6 +612,16 @@ async fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_tag_comes_first_once_and_is_read_back_from_a_show() {
+        assert_eq!(tags_with_ours(&[]), ["provision"]);
+        assert_eq!(tags_with_ours(&["ci".into(), "provision".into(), "x".into()]), ["provision", "ci", "x"]);
+        let shown = serde_json::json!({"stack": {"tags": ["ci", "provision"]}});
+        assert_eq!(stack_tags(&shown), ["ci", "provision"]);
+        assert!(stack_tags(&serde_json::json!({"stack": {"tags": null}})).is_empty());
+        assert_eq!(stack_tags(&serde_json::json!({"stack": {"tags": "a,provision"}})), ["a", "provision"]);
+    }
     use serde_json::json;
 
     fn body() -> StackBody {
