@@ -232,6 +232,18 @@ shell with a pty; otherwise the shell reads standard input. The exit status is
 the command's (or the shell's).")]
     Ssh(SshArgs),
 
+    /// Print a node's console log from Nova, and what it signalled to Heat:
+    /// for a node that failed, whatever the stack's state.
+    #[command(after_help = "\
+Examples:
+  provision logs --env env_params.yml                 # the manager
+  provision logs --name mystack imixs-worker-1 --lines 200
+  provision logs --name mystack --output json | jq -r '.nodes[].console'
+
+NODE is a server name as Nova has it (the stack's servers are listed when it
+matches none).")]
+    Logs(LogsArgs),
+
     /// Form the Docker Swarm on the nodes over SSH, or find it formed:
     /// init on the manager, workers joined, overlay networks, node labels,
     /// nodes that are gone removed.
@@ -275,6 +287,17 @@ Examples:
   provision man destroy | man -l -
   provision man --dir /usr/local/share/man/man1")]
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The server [default: the manager, else every server of the stack].
+    #[arg(value_name = "NODE")]
+    pub node: Option<String>,
+
+    /// Lines of each console log, from its end.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub lines: u32,
 }
 
 #[derive(Debug, Args)]

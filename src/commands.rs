@@ -29,6 +29,7 @@ pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
         Command::Status(args) => crate::live::status(&cli.global, ui, args),
         Command::Outputs(args) => crate::live::outputs(&cli.global, ui, args),
         Command::Destroy(args) => crate::live::destroy(&cli.global, args, ui),
+        Command::Logs(args) => crate::live::logs(&cli.global, ui, args),
         Command::Ssh(args) => crate::nodes::ssh(&cli.global, args, ui),
         Command::Handoff(args) => crate::nodes::handoff(&cli.global, args, ui),
         Command::Params { markdown } => {

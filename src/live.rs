@@ -16,7 +16,7 @@ use provision::params::{InputError, Problem, Where, credentials};
 use provision::stack::{self, Cloud, Outcome, StackError, api};
 use provision::state::StateDir;
 
-use crate::cli::{DeployArgs, DestroyArgs, Global, OutputsArgs, StatusArgs};
+use crate::cli::{DeployArgs, DestroyArgs, Global, LogsArgs, OutputsArgs, StatusArgs};
 use crate::commands::{Usage, load, state_dir, state_known, state_view, swift_credentials};
 use crate::ui::{Progress, Ui};
 
@@ -395,14 +395,16 @@ fn failures_text(o: &Outcome) -> String {
     if !o.reason.is_empty() {
         text.push_str(&format!("Heat: {}\n", stack::events::one_line(&o.reason, 400)));
     }
-    for f in &o.failures {
+    // Identical failures are one line; the JSON keeps every one.
+    for g in stack::events::group_failures(&o.failures) {
+        let f = g.first;
         let place = f.parent.as_deref().map(|p| format!(" (in {p})")).unwrap_or_default();
-        text.push_str(&format!(
-            "  FAILED {}{place} [{}]: {}\n",
-            f.resource,
-            f.kind,
-            stack::events::one_line(&f.reason, 400)
-        ));
+        let who = match g.resources.len() {
+            1 => f.resource.clone(),
+            n if n <= 8 => format!("{n} resources ({})", g.resources.join(", ")),
+            n => format!("{n} resources ({}, …)", g.resources[..8].join(", ")),
+        };
+        text.push_str(&format!("  FAILED {who}{place} [{}]: {}\n", f.kind, stack::events::one_line(&f.reason, 400)));
         if let Some(node) = stack::events::node_reason(f) {
             text.push_str(&format!("    the node said: {node}\n"));
         }
@@ -495,6 +497,61 @@ pub fn outputs(global: &Global, ui: &mut Ui, args: &OutputsArgs) -> Result<()> {
         other => ui.human(&format!("{other}\n")),
     }
     ui.json(&serde_json::json!({"ok": true, "command": "outputs", "stack": o.stack, "key": key, "value": value}));
+    Ok(())
+}
+
+/// `provision logs [NODE]`: consoles from Nova, and the nodes' signals.
+pub fn logs(global: &Global, ui: &mut Ui, args: &LogsArgs) -> Result<()> {
+    let (name, given) = load_for_name(global, ui)?;
+    let creds = need_credentials(&given, ui)?;
+    let progress = Progress::new();
+    let rt = runtime()?;
+    let (outcome, logs) = rt.block_on(async {
+        let cloud = connect(&creds, &progress).await?;
+        let Some((stack_ref, shown)) = stack::find(&cloud, &name).await? else {
+            return Err(anyhow!("no stack named {name}"));
+        };
+        let follow = stack::events::Follow::new(stack_ref.clone(), None);
+        let o = stack::outcome(&cloud, stack_ref.clone(), "SHOW", &shown, &follow).await?;
+        let servers = stack::servers(&cloud, &stack_ref).await?;
+        let manager = o.outputs.get("manager_name").and_then(|v| v.as_str()).map(str::to_string);
+        let wanted: Vec<_> = match (&args.node, &manager) {
+            (Some(n), _) => servers.iter().filter(|s| &s.0 == n).collect(),
+            (None, Some(m)) if servers.iter().any(|s| &s.0 == m) => servers.iter().filter(|s| &s.0 == m).collect(),
+            (None, _) => servers.iter().collect(),
+        };
+        if wanted.is_empty() {
+            let names: Vec<&str> = servers.iter().map(|s| s.0.as_str()).collect();
+            return Err(Usage(format!(
+                "stack {name} has no server {}; its servers: {}",
+                args.node.as_deref().unwrap_or("yet"),
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            ))
+            .into());
+        }
+        let mut logs = Vec::new();
+        for (server, id, status) in wanted {
+            let console = stack::console_log(&cloud, id, args.lines).await?;
+            logs.push(stack::NodeLog { name: server.clone(), server_id: id.clone(), status: status.clone(), console });
+        }
+        Ok((o, logs))
+    })?;
+    progress.finish();
+    let mut text = String::new();
+    for l in &logs {
+        text.push_str(&format!("== {} ({}, {}): console, last {} lines\n", l.name, l.server_id, l.status, args.lines));
+        text.push_str(&l.console);
+        if !l.console.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    let signals: Vec<String> = outcome.failures.iter().filter_map(stack::events::node_reason).collect();
+    for s in &signals {
+        text.push_str(&format!("== a node signalled Heat:\n{s}\n"));
+    }
+    ui.human(&text);
+    ui.json(&serde_json::json!({"ok": true, "command": "logs", "stack": outcome.stack, "status": outcome.status,
+        "nodes": logs, "signals": signals}));
     Ok(())
 }
 
@@ -629,8 +686,10 @@ pub fn stack_nodes(
     })?;
     progress.finish();
     let o = outcome.ok_or_else(|| anyhow!("no stack named {name}; make it first: {}", again(global, "")))?;
-    if !o.ok {
-        return Err(anyhow!("stack {name} is {}; its nodes are reached once it is complete", o.status));
+    // The hand-off needs a complete stack; `ssh` only needs the manager to
+    // have an address, which is when a failed stack needs looking at.
+    if !o.ok && writes {
+        return Err(anyhow!("stack {name} is {}; it is handed off once it is complete", o.status));
     }
     // The template's outputs name the manager and the registry; env files,
     // when given, say the same (a stack made by an older template lacks
@@ -643,7 +702,12 @@ pub fn stack_nodes(
         .and_then(|r| r.strip_suffix(":5000").map(str::to_string))
         .or_else(|| hostname.map(|h| h.1))
         .unwrap_or_else(|| manager.clone());
-    let nodes = handoff::Nodes::from_outputs(&manager, &o.outputs)?;
+    let nodes = match handoff::Nodes::from_outputs(&manager, &o.outputs) {
+        Ok(n) => n,
+        Err(e) if !o.ok => handoff::Nodes::manager_from_outputs(&manager, &o.outputs)
+            .map_err(|m| anyhow!("stack {name} is {}, and its manager cannot be reached yet: {m} ({e})", o.status))?,
+        Err(e) => return Err(e.into()),
+    };
     Ok(StackNodes { name, nodes, fqdn })
 }
 

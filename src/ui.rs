@@ -84,7 +84,12 @@ impl Ui {
 /// Stdout stays for the result, so `--output json` pipes cleanly.
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    /// Off a terminal: when something was last printed, so a long quiet
+    /// wait still gets a line every [`HEARTBEAT`] (CI logs show progress).
+    last_line: std::sync::Mutex<std::time::Instant>,
 }
+
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Progress {
     pub fn new() -> Progress {
@@ -97,14 +102,23 @@ impl Progress {
             b.enable_steady_tick(std::time::Duration::from_millis(120));
             b
         });
-        Progress { bar }
+        Progress { bar, last_line: std::sync::Mutex::new(std::time::Instant::now()) }
     }
 
     /// A line above the spinner (or plain on stderr).
     pub fn line(&self, text: &str) {
         match &self.bar {
             Some(b) => b.println(text),
-            None => eprintln!("{text}"),
+            None => {
+                eprintln!("{text}");
+                self.printed();
+            }
+        }
+    }
+
+    fn printed(&self) {
+        if let Ok(mut t) = self.last_line.lock() {
+            *t = std::time::Instant::now();
         }
     }
 
@@ -130,8 +144,15 @@ impl provision::stack::Watch for Progress {
     }
 
     fn progress(&self, status: &str, finished: usize, elapsed: std::time::Duration) {
-        if let Some(b) = &self.bar {
-            b.set_message(format!("{status}: {finished} resources done, {:.0} s", elapsed.as_secs_f64()));
+        let text = format!("{status}: {finished} resources done, {:.0} s", elapsed.as_secs_f64());
+        match &self.bar {
+            Some(b) => b.set_message(text),
+            None => {
+                let quiet = self.last_line.lock().map(|t| t.elapsed() >= HEARTBEAT).unwrap_or(false);
+                if quiet {
+                    self.line(&format!("still {text}"));
+                }
+            }
         }
     }
 }

@@ -218,6 +218,32 @@ impl Nodes {
         Nodes { manager, workers, ssh_user: "core".into(), ssh_port: 22, swarm_pool: None, client_key: None }.checked()
     }
 
+    /// The manager alone, for a stack whose workers are not all there
+    /// (failed, or still in progress): enough to log in and look.
+    pub fn manager_from_outputs(manager_name: &str, outputs: &BTreeMap<String, Value>) -> Result<Nodes, HandoffError> {
+        let addr = |k: &str| -> Result<IpAddr, HandoffError> {
+            outputs
+                .get(k)
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| HandoffError::Nodes(format!("the stack's output `{k}` gives no address yet")))
+        };
+        let manager = Manager {
+            name: manager_name.to_string(),
+            public_address: addr("manager_floating_ip")?,
+            private_address: addr("manager_private_ip")?,
+        };
+        Nodes {
+            manager,
+            workers: Vec::new(),
+            ssh_user: "core".into(),
+            ssh_port: 22,
+            swarm_pool: None,
+            client_key: None,
+        }
+        .checked()
+    }
+
     /// From the `inventory.json` (version 1) that `dev/nodes/nodes up` writes.
     pub fn from_inventory(text: &str) -> Result<Nodes, HandoffError> {
         #[derive(Deserialize)]

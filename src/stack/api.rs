@@ -243,6 +243,21 @@ pub mod lookup {
     }
 }
 
+pub mod nova {
+    use super::*;
+
+    /// The servers with their names (to tell the stack's nodes apart).
+    pub fn servers() -> Call {
+        Call::new(Method::GET, Service::Compute, "servers/detail")
+    }
+
+    /// The last `lines` lines of a server's console.
+    pub fn console_log(server_id: &str, lines: u32) -> Call {
+        Call::new(Method::POST, Service::Compute, format!("servers/{server_id}/action"))
+            .body(json!({"os-getConsoleOutput": {"length": lines}}))
+    }
+}
+
 pub mod neutron {
     use super::*;
 

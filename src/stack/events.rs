@@ -182,6 +182,28 @@ pub struct Failure {
     pub parent: Option<String>,
 }
 
+/// Failures that say the same thing (same place, type and reason), as one:
+/// a 100-worker stack that timed out is one line, not a hundred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureGroup<'a> {
+    pub first: &'a Failure,
+    pub resources: Vec<&'a str>,
+}
+
+/// Groups in the order their first member came.
+pub fn group_failures(list: &[Failure]) -> Vec<FailureGroup<'_>> {
+    let mut groups: Vec<FailureGroup> = Vec::new();
+    for f in list {
+        let same =
+            |g: &&mut FailureGroup| g.first.parent == f.parent && g.first.kind == f.kind && g.first.reason == f.reason;
+        match groups.iter_mut().find(|g| same(g)) {
+            Some(g) => g.resources.push(&f.resource),
+            None => groups.push(FailureGroup { first: f, resources: vec![&f.resource] }),
+        }
+    }
+    groups
+}
+
 /// The failed resources of a `resources?nested_depth=N` listing, innermost
 /// first: the group or nested stack that failed because of them comes after.
 pub fn failures(v: &Value) -> Vec<Failure> {
@@ -254,6 +276,27 @@ pub fn one_line(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identical_failures_are_one_group_and_distinct_ones_stay_apart() {
+        let f = |r: &str, reason: &str| Failure {
+            resource: r.into(),
+            kind: "OS::Heat::WaitCondition".into(),
+            status: "CREATE_FAILED".into(),
+            reason: reason.into(),
+            parent: Some("workers".into()),
+        };
+        let mut list: Vec<Failure> = (0..62).map(|i| f(&i.to_string(), "Timed out")).collect();
+        list.insert(5, f("manager_wait", "the node said: docker-registry.service failed"));
+        let groups = group_failures(&list);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].resources.len(), 62);
+        assert_eq!(groups[0].resources[..3], ["0", "1", "2"]);
+        assert_eq!(groups[1].resources, ["manager_wait"]);
+        let mut elsewhere = f("0", "Timed out");
+        elsewhere.parent = None;
+        assert_eq!(group_failures(&[f("0", "Timed out"), elsewhere]).len(), 2);
+    }
     use serde_json::json;
 
     fn ev(id: &str, name: &str, phys: &str, status: &str, t: &str) -> Event {

@@ -456,6 +456,51 @@ pub async fn follow(
     })
 }
 
+/// One server of a stack, as `provision logs` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeLog {
+    pub name: String,
+    pub server_id: String,
+    pub status: String,
+    pub console: String,
+}
+
+/// The servers of a stack (nested stacks included), by their Nova names.
+pub async fn servers(cloud: &Cloud, stack: &StackRef) -> Result<Vec<(String, String, String)>, StackError> {
+    let resources = cloud.send(&heat::resources(&stack.name, &stack.id)).await?;
+    let ids: Vec<String> = resources
+        .get("resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.get("resource_type").and_then(Value::as_str) == Some("OS::Nova::Server"))
+        .filter_map(|r| r.get("physical_resource_id")?.as_str().filter(|id| !id.is_empty()).map(str::to_string))
+        .collect();
+    let listed = cloud.send(&api::nova::servers()).await?;
+    let mut out: Vec<(String, String, String)> = listed
+        .get("servers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let id = s.get("id")?.as_str()?;
+            ids.iter().any(|i| i == id).then(|| {
+                let name = s.get("name").and_then(Value::as_str).unwrap_or(id).to_string();
+                let status = s.get("status").and_then(Value::as_str).unwrap_or("?").to_string();
+                (name, id.to_string(), status)
+            })
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// A server's console log, its last `lines` lines.
+pub async fn console_log(cloud: &Cloud, server_id: &str, lines: u32) -> Result<String, StackError> {
+    let v = cloud.send(&api::nova::console_log(server_id, lines)).await?;
+    Ok(v.get("output").and_then(Value::as_str).unwrap_or_default().to_string())
+}
+
 /// The action of a Heat status (`UPDATE_IN_PROGRESS` → `UPDATE`).
 fn action_of(status: &str) -> &'static str {
     ["CREATE", "UPDATE", "ROLLBACK", "RESUME", "SUSPEND", "CHECK", "ADOPT", "RESTORE", "SNAPSHOT"]
