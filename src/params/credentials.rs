@@ -154,7 +154,9 @@ pub fn resolve(
     let mut warnings = Vec::new();
     let cloud = req.os_cloud.clone().or_else(|| var("OS_CLOUD")).filter(|c| !c.is_empty());
     let mut creds = if let Some(cloud) = cloud {
-        from_clouds_yaml(&cloud, var, &mut warnings)?
+        let mut c = from_clouds_yaml(&cloud, var, &mut warnings)?;
+        over_cloud(&mut c, var, &mut warnings);
+        c
     } else if let Some(url) = var("OS_AUTH_URL").filter(|u| !u.is_empty()) {
         from_os_vars(url, var)?
     } else if let Some(url) = &from_env_files.auth_url {
@@ -165,16 +167,98 @@ pub fn resolve(
     let (url, warning) = keystone_v3_url(&creds.auth_url);
     creds.auth_url = url;
     warnings.extend(warning);
+    // As the OpenStack client: --os-cacert, else OS_CACERT, else the
+    // cloud's own `cacert`.
     if let Some(ca) = &req.cacert {
         creds.cacert = Some(ca.clone());
     } else if let Some(ca) = var("OS_CACERT").filter(|c| !c.is_empty()) {
-        creds.cacert.get_or_insert(PathBuf::from(ca));
+        creds.cacert = Some(PathBuf::from(ca));
+    }
+    // Input, found before any request: exit 2, not a TLS failure later.
+    let at = || match &creds.source {
+        Source::CloudsYaml { file, .. } | Source::EnvFile(file) => Where::file(file),
+        Source::Environment => Where::file(Path::new("<environment>")),
+    };
+    if let Some(ca) = &creds.cacert
+        && !ca.is_file()
+    {
+        return Err(Problem::new(at(), format!("the CA file {} does not exist or is not a file", ca.display()))
+            .hint("give the cloud's CA bundle with --os-cacert, OS_CACERT or the cloud's `cacert`"));
+    }
+    if let Auth::ApplicationCredential { id, name, username, .. } = &creds.auth
+        && (id.is_none() && (name.is_none() || username.is_none()))
+    {
+        return Err(Problem::new(at(), "an application credential needs its ID, or its name and the user's name")
+            .hint("set OS_APPLICATION_CREDENTIAL_ID (or application_credential_id in clouds.yaml)"));
     }
     if req.insecure || var("OS_INSECURE").is_some_and(|v| truthy(&v)) {
         creds.verify = false;
         warnings.push("TLS certificates of the cloud will NOT be verified (--insecure)".into());
     }
     Ok(Resolved { credentials: Some(creds), warnings })
+}
+
+/// The OpenStack client lets `OS_*` variables override the named cloud's
+/// values (its options default to them, and options win over clouds.yaml):
+/// the same here, each override said in a warning so none is a surprise.
+fn over_cloud(c: &mut Credentials, var: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) {
+    let get = |k: &str| var(k).filter(|v| !v.is_empty());
+    let mut used = Vec::new();
+    let mut take = |k: &'static str| {
+        let v = get(k);
+        if v.is_some() {
+            used.push(k);
+        }
+        v
+    };
+    if let Some(v) = take("OS_AUTH_URL") {
+        c.auth_url = v;
+    }
+    if let Some(v) = take("OS_REGION_NAME") {
+        c.region = Some(v);
+    }
+    if let Some(v) = take("OS_INTERFACE") {
+        c.interface = v;
+    }
+    match &mut c.auth {
+        Auth::Password { username, password, user_domain } => {
+            if let Some(v) = take("OS_USERNAME") {
+                *username = v;
+            }
+            if let Some(v) = take("OS_PASSWORD") {
+                *password = Secret::new(v);
+            }
+            if let Some(v) = take("OS_USER_DOMAIN_NAME") {
+                *user_domain = v;
+            }
+        }
+        Auth::ApplicationCredential { id, secret, .. } => {
+            if let Some(v) = take("OS_APPLICATION_CREDENTIAL_ID") {
+                *id = Some(v);
+            }
+            if let Some(v) = take("OS_APPLICATION_CREDENTIAL_SECRET") {
+                *secret = Secret::new(v);
+            }
+        }
+    }
+    let (name, id) = (take("OS_PROJECT_NAME"), take("OS_PROJECT_ID"));
+    if name.is_some() || id.is_some() {
+        let p = c.project.get_or_insert_with(|| Project { domain: "Default".into(), ..Default::default() });
+        p.name = name;
+        p.id = id;
+    }
+    if let Some(v) = take("OS_PROJECT_DOMAIN_NAME")
+        && let Some(p) = &mut c.project
+    {
+        p.domain = v;
+    }
+    if !used.is_empty() {
+        warnings.push(format!(
+            "{} from the environment override{} the cloud's own values, as with the OpenStack client",
+            used.join(", "),
+            if used.len() == 1 { "s" } else { "" }
+        ));
+    }
 }
 
 fn truthy(v: &str) -> bool {
@@ -476,11 +560,11 @@ mod tests {
             ("OS_CLOUD", "lab"),
             ("OS_CLIENT_CONFIG_FILE", &p("clouds.yaml")),
             ("OS_CLIENT_SECURE_FILE", &p("secure.yaml")),
-            ("OS_AUTH_URL", "http://ignored/v3"),
         ]);
         let c = resolve(&Request::default(), &env, &envfile).unwrap().credentials.unwrap();
         assert!(matches!(c.source, Source::CloudsYaml { .. }));
         assert_eq!(c.region.as_deref(), Some("R"));
+        assert_eq!(c.auth_url, "http://lab/v3");
         match c.auth {
             Auth::Password { password, .. } => assert_eq!(password.expose(), "s3cret"),
             other => panic!("{other:?}"),
@@ -516,6 +600,78 @@ mod tests {
         assert_eq!(region("    regions:\n      - name: Four\n        values: {}\n").as_deref(), Some("Four"));
         assert_eq!(region("    region_name: One\n    regions: [Two]\n").as_deref(), Some("One"));
         assert_eq!(region(""), None);
+    }
+
+    /// Observed with the OpenStack client on the local cloud: with OS_CLOUD
+    /// set, OS_REGION_NAME, OS_PASSWORD, OS_AUTH_URL (and the rest) win over
+    /// clouds.yaml, and OS_CACERT over its `cacert`.
+    #[test]
+    fn os_variables_override_the_named_cloud_as_the_openstack_client_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let clouds = dir.path().join("clouds.yaml");
+        let (cloud_ca, env_ca) = (dir.path().join("cloud-ca.pem"), dir.path().join("env-ca.pem"));
+        std::fs::write(&cloud_ca, "").unwrap();
+        std::fs::write(&env_ca, "").unwrap();
+        std::fs::write(
+            &clouds,
+            format!("clouds:\n  lab:\n    auth: {{auth_url: http://lab/v3, username: a, password: p, project_name: demo}}\n    region_name: R\n    cacert: {}\n", cloud_ca.display()),
+        )
+        .unwrap();
+        let base = [("OS_CLOUD", "lab"), ("OS_CLIENT_CONFIG_FILE", clouds.to_str().unwrap())];
+        let resolved = |more: &[(&str, &str)]| {
+            let all: Vec<(&str, &str)> = base.iter().chain(more).copied().collect();
+            resolve(&Request::default(), &vars(&all), &EnvFileCredentials::default()).unwrap()
+        };
+        let plain = resolved(&[]);
+        assert!(plain.warnings.iter().all(|w| !w.contains("override")), "{:?}", plain.warnings);
+        assert_eq!(plain.credentials.unwrap().cacert.unwrap(), cloud_ca);
+        let r = resolved(&[
+            ("OS_REGION_NAME", "Two"),
+            ("OS_PASSWORD", "from-env"),
+            ("OS_AUTH_URL", "http://other:5000/v3"),
+            ("OS_INTERFACE", "internal"),
+            ("OS_PROJECT_NAME", "other"),
+            ("OS_CACERT", env_ca.to_str().unwrap()),
+        ]);
+        let c = r.credentials.unwrap();
+        assert_eq!(c.region.as_deref(), Some("Two"));
+        assert_eq!(c.auth_url, "http://other:5000/v3");
+        assert_eq!(c.interface, "internal");
+        assert_eq!(c.project.unwrap().name.as_deref(), Some("other"));
+        assert_eq!(c.cacert.unwrap(), env_ca);
+        match c.auth {
+            Auth::Password { password, .. } => assert_eq!(password.expose(), "from-env"),
+            other => panic!("{other:?}"),
+        }
+        let w = r.warnings.join("\n");
+        assert!(
+            w.contains(
+                "OS_AUTH_URL, OS_REGION_NAME, OS_INTERFACE, OS_PASSWORD, OS_PROJECT_NAME from the environment override"
+            ),
+            "{w}"
+        );
+        assert!(!w.contains("from-env"), "the value is never shown: {w}");
+    }
+
+    #[test]
+    fn a_missing_ca_file_and_an_application_credential_without_id_are_input_problems() {
+        let env = |extra: &[(&str, &str)]| {
+            let mut all = vec![("OS_AUTH_URL", "http://k/v3"), ("OS_USERNAME", "u"), ("OS_PASSWORD", "p")];
+            all.extend_from_slice(extra);
+            resolve(&Request::default(), &vars(&all), &EnvFileCredentials::default())
+        };
+        let e = env(&[("OS_CACERT", "/nonexistent/ca.pem")]).err().unwrap();
+        assert!(e.message.contains("/nonexistent/ca.pem does not exist"), "{}", e.message);
+        let e = env(&[("OS_AUTH_TYPE", "v3applicationcredential"), ("OS_APPLICATION_CREDENTIAL_SECRET", "s")])
+            .err()
+            .unwrap();
+        assert!(e.message.contains("needs its ID"), "{}", e.message);
+        let ok = env(&[
+            ("OS_AUTH_TYPE", "v3applicationcredential"),
+            ("OS_APPLICATION_CREDENTIAL_SECRET", "s"),
+            ("OS_APPLICATION_CREDENTIAL_ID", "abc"),
+        ]);
+        assert!(ok.is_ok());
     }
 
     #[test]

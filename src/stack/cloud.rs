@@ -138,18 +138,34 @@ impl Cloud {
             message,
         })?;
         let config = cloud_config(c);
-        let os = AsyncOpenStack::builder(&config)
+        let login = AsyncOpenStack::builder(&config)
             .disable_auth_cache(true)
             .max_auth_retries(2)
             .http_connect_timeout(Duration::from_secs(10))
             .http_timeout(Duration::from_secs(120))
-            .connect()
-            .await
-            .map_err(|e| CloudError::Auth {
+            .connect();
+        // Keystone answered the reachability check, so a login that does
+        // not end is the SDK going round (openstack_sdk 0.22.8 does with
+        // interface `internal`): bounded, and said.
+        let os = match tokio::time::timeout(LOGIN_LIMIT, login).await {
+            Ok(r) => r.map_err(|e| CloudError::Auth {
                 url: c.auth_url.clone(),
                 source_name: c.source.to_string(),
                 message: auth_message(&e),
-            })?;
+            })?,
+            Err(_) => {
+                return Err(CloudError::Login {
+                    url: c.auth_url.clone(),
+                    source_name: c.source.to_string(),
+                    message: format!(
+                        "the login did not finish within {} s although Keystone answers (interface {}; \
+                         `public` is the one known to work with this client library)",
+                        LOGIN_LIMIT.as_secs(),
+                        c.interface
+                    ),
+                });
+            }
+        };
         if let Some(catalog) = os.get_token_catalog() {
             let endpoints: Vec<CatalogEntry> = catalog
                 .iter()
@@ -310,6 +326,8 @@ fn short(e: &CloudError) -> String {
 /// that it is waiting.
 const LOGIN_WAIT: Duration = Duration::from_secs(30);
 const LOGIN_NOTICE: Duration = Duration::from_secs(5);
+/// The whole login, once Keystone is known to answer.
+const LOGIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// One GET of the auth URL before the SDK logs in. Its version discovery
 /// reports every failure as "discovery error", tries several URLs and waits
