@@ -103,6 +103,19 @@ pub fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
     Ok(Loaded { params, credentials: resolved.credentials, stack_name })
 }
 
+/// What the stack will open to the whole world, said before it is made
+/// (render and deploy): the default stays compatible, the warning says
+/// how to close it.
+pub fn warn_open(params: &Params, ui: &mut Ui) {
+    if matches!(params.ssh_allowed_cidr.as_str(), "0.0.0.0/0" | "::/0") {
+        ui.warn(&format!(
+            "SSH (22) and the management UI (8100) of the manager are open to {}; \
+             set ssh_allowed_cidr to the addresses you work from",
+            params.ssh_allowed_cidr
+        ));
+    }
+}
+
 /// Heat's rule for stack names: a letter first, then letters, digits, `_-.`.
 fn check_stack_name(name: &str) -> Result<(), InputError> {
     let ok = name.len() <= 255
@@ -127,6 +140,7 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
         .into());
     }
     let loaded = load(global, ui)?;
+    warn_open(&loaded.params, ui);
     let floating_ip = args.floating_ip.as_deref().map(parse_floating_ip).transpose()?;
     let state = state_dir(global, &loaded.stack_name)?;
     let swift_credentials = swift_credentials(&loaded, ui);

@@ -58,6 +58,7 @@ async fn connect(creds: &credentials::Credentials, progress: &Progress) -> Resul
 pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     let started = Instant::now();
     let loaded = load(global, ui)?;
+    crate::commands::warn_open(&loaded.params, ui);
     let creds = need_credentials(&loaded.credentials, ui)?;
     let state = state_dir(global, &loaded.stack_name)?;
     let swift = swift_credentials(&loaded, ui);

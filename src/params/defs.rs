@@ -95,7 +95,12 @@ pub const DEFS: &[Def] = &[
         Some("10.20.30.0/24"),
         "Subnet of the network the stack creates (unused with private_network).",
     ),
-    opt("ssh_allowed_cidr", Kind::Cidr, Some("0.0.0.0/0"), "Who may reach SSH (22) on the manager."),
+    opt(
+        "ssh_allowed_cidr",
+        Kind::Cidr,
+        Some("0.0.0.0/0"),
+        "Who may reach SSH (22) and the management UI (8100) on the manager; a run warns while it is the whole world.",
+    ),
     opt(
         "volume_size",
         Kind::Count(0, 16384),
