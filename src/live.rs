@@ -434,8 +434,7 @@ fn show(global: &Global, ui: &mut Ui, watch: Option<Duration>) -> Result<(String
                 Err(e) => return Err(stack_error(e, global)),
             }
         }
-        let follow = stack::events::Follow::new(stack_ref.clone(), None);
-        Ok(Some(stack::outcome(&cloud, stack_ref, "SHOW", &shown, &follow).await?))
+        Ok(Some(stack::shown_outcome(&cloud, stack_ref, &shown).await?))
     })?;
     progress.finish();
     Ok((name, outcome))
@@ -487,10 +486,8 @@ pub fn outputs(global: &Global, ui: &mut Ui, args: &OutputsArgs) -> Result<()> {
     };
     let Some(value) = o.outputs.get(key) else {
         let keys: Vec<&str> = o.outputs.keys().map(String::as_str).collect();
-        let hint = match provision::params::error::closest(key, &keys) {
-            Some(c) => format!("did you mean `{c}`?"),
-            None => format!("its outputs: {}", keys.join(", ")),
-        };
+        let hint = provision::params::error::did_you_mean(key, &keys)
+            .unwrap_or_else(|| format!("its outputs: {}", keys.join(", ")));
         return Err(Usage(format!("stack {} has no output `{key}`; {hint}", o.stack.name)).into());
     };
     match value {
@@ -512,8 +509,7 @@ pub fn logs(global: &Global, ui: &mut Ui, args: &LogsArgs) -> Result<()> {
         let Some((stack_ref, shown)) = stack::find(&cloud, &name).await? else {
             return Err(anyhow!("no stack named {name}"));
         };
-        let follow = stack::events::Follow::new(stack_ref.clone(), None);
-        let o = stack::outcome(&cloud, stack_ref.clone(), "SHOW", &shown, &follow).await?;
+        let o = stack::shown_outcome(&cloud, stack_ref.clone(), &shown).await?;
         let servers = stack::servers(&cloud, &stack_ref).await?;
         let manager = o.outputs.get("manager_name").and_then(|v| v.as_str()).map(str::to_string);
         let wanted: Vec<_> = match (&args.node, &manager) {
@@ -569,31 +565,23 @@ pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
     let state = if known { state_dir(global, &name)? } else { state_view(global, &name)? };
     let progress = Progress::new();
     let rt = runtime()?;
-    let (cloud, found) = rt.block_on(async {
+    // Heat's stack, if any; for a name neither Heat nor this machine
+    // knows, the project's stack names, to suggest from.
+    let (cloud, stack, others) = rt.block_on(async {
         let cloud = connect(&creds, &progress).await?;
-        let found = stack::find(&cloud, &name).await?;
-        let closest = match (&found, known) {
-            (None, false) => {
-                let names = stack::stack_names(&cloud).await?;
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                Some(provision::params::error::closest(&name, &names).map(str::to_string))
-            }
-            _ => None,
-        };
-        Ok::<_, anyhow::Error>((cloud, found.map(|f| (f, closest.clone())).ok_or(closest)))
+        let stack = stack::find(&cloud, &name).await?;
+        let others = if stack.is_none() && !known { Some(stack::stack_names(&cloud).await?) } else { None };
+        Ok::<_, anyhow::Error>((cloud, stack, others))
     })?;
     progress.finish();
-    let stack = match found {
-        Ok(((s, shown), _)) => Some((s, shown)),
-        Err(Some(closest)) => {
-            let hint = match closest {
-                Some(c) => format!("; did you mean `{c}`? ({})", again_named(global, "destroy", &c)),
-                None => String::new(),
-            };
-            return Err(Usage(format!("no stack named {name} in this project{hint}")).into());
-        }
-        Err(None) => None,
-    };
+    if let Some(others) = others {
+        let others: Vec<&str> = others.iter().map(String::as_str).collect();
+        let hint = match provision::params::error::closest(&name, &others) {
+            Some(c) => format!("; did you mean `{c}`? ({})", again_named(global, "destroy", c)),
+            None => String::new(),
+        };
+        return Err(Usage(format!("no stack named {name} in this project{hint}")).into());
+    }
     if let Some((s, shown)) = &stack {
         let tags = stack::stack_tags(shown);
         if !args.force && !tags.iter().any(|t| t == stack::OUR_TAG) {
@@ -682,8 +670,7 @@ pub fn stack_nodes(
         let Some((stack_ref, shown)) = stack::find(&cloud, &name).await? else {
             return Ok::<_, anyhow::Error>(None);
         };
-        let follow = stack::events::Follow::new(stack_ref.clone(), None);
-        Ok(Some(stack::outcome(&cloud, stack_ref, "SHOW", &shown, &follow).await?))
+        Ok(Some(stack::shown_outcome(&cloud, stack_ref, &shown).await?))
     })?;
     progress.finish();
     let o = outcome.ok_or_else(|| anyhow!("no stack named {name}; make it first: {}", again(global, "")))?;

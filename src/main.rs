@@ -62,10 +62,7 @@ fn main() -> ExitCode {
                     })
                     .collect::<Vec<_>>()
             });
-            ui.json(&serde_json::json!({
-                "ok": false, "exit_code": code, "kind": kind, "error": message,
-                "problems": problems, "warnings": ui.warnings(),
-            }));
+            ui.json(&error_json(code, kind, &message, problems, ui.warnings()));
             ExitCode::from(code)
         }
     }
@@ -93,13 +90,24 @@ fn parse() -> Result<cli::Cli, ExitCode> {
     if wants_json(&args) {
         let rendered = err.render().to_string();
         let first = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-        let value = serde_json::json!({
-            "ok": false, "exit_code": EXIT_BAD_INPUT, "kind": "usage", "error": first,
-            "problems": null, "warnings": [],
-        });
+        let value = error_json(EXIT_BAD_INPUT, "usage", &first, None, &[]);
         println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
     }
     Err(ExitCode::from(EXIT_BAD_INPUT))
+}
+
+/// The one JSON document of every failure, clap's included.
+fn error_json(
+    code: u8,
+    kind: &str,
+    message: &str,
+    problems: Option<Vec<serde_json::Value>>,
+    warnings: &[String],
+) -> serde_json::Value {
+    serde_json::json!({
+        "ok": false, "exit_code": code, "kind": kind, "error": message,
+        "problems": problems, "warnings": warnings,
+    })
 }
 
 /// `--output json` (or `--output=json`) anywhere on a command line that

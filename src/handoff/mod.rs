@@ -168,13 +168,6 @@ impl Nodes {
     /// floating and private address, the workers' names and private
     /// addresses, pairwise.
     pub fn from_outputs(manager_name: &str, outputs: &BTreeMap<String, Value>) -> Result<Nodes, HandoffError> {
-        let missing = |k: &str| HandoffError::Nodes(format!("the stack has no output `{k}`; is it complete?"));
-        let addr = |k: &str| -> Result<IpAddr, HandoffError> {
-            let v = outputs.get(k).ok_or_else(|| missing(k))?;
-            v.as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| HandoffError::Nodes(format!("stack output `{k}` is not an IP address: {v}")))
-        };
         let list = |k: &str| -> Result<Vec<String>, HandoffError> {
             match outputs.get(k) {
                 // A ResourceGroup of size 0 may give null rather than [].
@@ -190,11 +183,7 @@ impl Nodes {
                 Some(v) => Err(HandoffError::Nodes(format!("stack output `{k}` is not a list: {v}"))),
             }
         };
-        let manager = Manager {
-            name: manager_name.to_string(),
-            public_address: addr("manager_floating_ip")?,
-            private_address: addr("manager_private_ip")?,
-        };
+        let mut nodes = Nodes::manager_from_outputs(manager_name, outputs)?;
         let names = list("worker_names")?;
         let ips = list("worker_private_ips")?;
         if names.len() != ips.len() {
@@ -214,25 +203,26 @@ impl Nodes {
                 Ok(Worker { name, private_address })
             })
             .collect::<Result<Vec<_>, HandoffError>>()?;
-        // Flatcar's login user, which is in the docker group.
-        Nodes { manager, workers, ssh_user: "core".into(), ssh_port: 22, swarm_pool: None, client_key: None }.checked()
+        nodes.workers = workers;
+        nodes.checked()
     }
 
     /// The manager alone, for a stack whose workers are not all there
     /// (failed, or still in progress): enough to log in and look.
     pub fn manager_from_outputs(manager_name: &str, outputs: &BTreeMap<String, Value>) -> Result<Nodes, HandoffError> {
+        let missing = |k: &str| HandoffError::Nodes(format!("the stack has no output `{k}`; is it complete?"));
         let addr = |k: &str| -> Result<IpAddr, HandoffError> {
-            outputs
-                .get(k)
-                .and_then(Value::as_str)
+            let v = outputs.get(k).ok_or_else(|| missing(k))?;
+            v.as_str()
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| HandoffError::Nodes(format!("the stack's output `{k}` gives no address yet")))
+                .ok_or_else(|| HandoffError::Nodes(format!("stack output `{k}` is not an IP address: {v}")))
         };
         let manager = Manager {
             name: manager_name.to_string(),
             public_address: addr("manager_floating_ip")?,
             private_address: addr("manager_private_ip")?,
         };
+        // Flatcar's login user, which is in the docker group.
         Nodes {
             manager,
             workers: Vec::new(),
@@ -382,5 +372,20 @@ mod tests {
         assert!(Nodes::from_outputs("m", &o).unwrap_err().to_string().contains("2 worker names but 1"));
         let o = outputs(json!({"manager_floating_ip": "nope", "manager_private_ip": "10.20.30.4"}));
         assert!(Nodes::from_outputs("m", &o).unwrap_err().to_string().contains("not an IP address"));
+    }
+
+    /// A failed stack: its worker lists hold nulls, the manager is there.
+    #[test]
+    fn a_failed_stacks_outputs_still_give_its_manager() {
+        let o = outputs(json!({"manager_floating_ip": "203.0.113.5", "manager_private_ip": "10.20.30.4",
+                               "worker_names": [null, "w-1"], "worker_private_ips": [null, "10.20.30.9"]}));
+        assert!(Nodes::from_outputs("m", &o).unwrap_err().to_string().contains("holds null"));
+        let n = Nodes::manager_from_outputs("m", &o).unwrap();
+        assert_eq!(
+            (n.manager.name.as_str(), n.manager.public_address.to_string(), n.workers.len()),
+            ("m", "203.0.113.5".into(), 0)
+        );
+        let o = outputs(json!({"manager_private_ip": "10.20.30.4"}));
+        assert!(Nodes::manager_from_outputs("m", &o).unwrap_err().to_string().contains("`manager_floating_ip`"));
     }
 }

@@ -64,8 +64,8 @@ impl Problem {
 
     /// Adds "did you mean `x`?" when one of `known` is close to `word`.
     pub fn suggest_from(self, word: &str, known: &[&str]) -> Problem {
-        match closest(word, known) {
-            Some(best) => self.hint(format!("did you mean `{best}`?")),
+        match did_you_mean(word, known) {
+            Some(hint) => self.hint(hint),
             None => self,
         }
     }
@@ -342,6 +342,11 @@ fn echo_message(message: &str) -> String {
         .take(200)
         .map(|c| if is_invisible(c) { format!("\\u{{{:04X}}}", c as u32) } else { c.to_string() })
         .collect()
+}
+
+/// "did you mean `x`?" for the [`closest`] known word, if there is one.
+pub fn did_you_mean(word: &str, known: &[&str]) -> Option<String> {
+    closest(word, known).map(|best| format!("did you mean `{best}`?"))
 }
 
 /// The known word nearest to `word`, if it is near enough to be a typo:

@@ -288,10 +288,8 @@ pub fn check_catalog(catalog: &[CatalogEntry], region: Option<&str>, interface: 
         let mut regions: Vec<&str> = catalog.iter().filter_map(|e| e.region.as_deref()).collect();
         regions.sort_unstable();
         regions.dedup();
-        let hint = match crate::params::error::closest(r, &regions) {
-            Some(c) => format!("did you mean `{c}`?"),
-            None => format!("the catalog's regions: {}", regions.join(", ")),
-        };
+        let hint = crate::params::error::did_you_mean(r, &regions)
+            .unwrap_or_else(|| format!("the catalog's regions: {}", regions.join(", ")));
         return Err(format!("region `{r}` is not in this cloud's catalog; {hint}"));
     }
     for service in NEEDED {

@@ -553,6 +553,13 @@ pub async fn release_floating_ip(cloud: &Cloud, state: &StateDir) -> Result<Opti
     Ok(Some(fip))
 }
 
+/// The stack as Heat shows it, reported as it stands (action `SHOW`):
+/// what `status`, `outputs`, `logs` and node discovery read.
+pub async fn shown_outcome(cloud: &Cloud, stack: StackRef, shown: &Value) -> Result<Outcome, StackError> {
+    let follow = Follow::new(stack.clone(), None);
+    outcome(cloud, stack, "SHOW", shown, &follow).await
+}
+
 /// The report on a settled stack; for a failure, which resources failed
 /// and why.
 pub async fn outcome(
