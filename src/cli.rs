@@ -270,7 +270,19 @@ Examples:
         markdown: bool,
     },
 
-    /// Print a shell completion script.
+    /// List the clouds of clouds.yaml (the names --os-cloud takes).
+    #[command(after_help = "\
+Examples:
+  provision clouds
+  provision clouds --names     # one per line, for scripts and completion")]
+    Clouds {
+        /// Only the names, one per line.
+        #[arg(long)]
+        names: bool,
+    },
+
+    /// Print a shell completion script (--os-cloud completes the clouds of
+    /// clouds.yaml in bash, zsh and fish).
     #[command(after_help = "\
 Examples:
   provision completions bash > /etc/bash_completion.d/provision
@@ -474,4 +486,37 @@ pub fn man_tail() -> String {
         out.push_str(&format!(".TP\n{code}\n{}\n", esc(what)));
     }
     out
+}
+
+/// clap writes `--os-cloud` as a plain value; the cloud names are in
+/// clouds.yaml, which only a run can read, so each shell's script is given
+/// a call to `provision clouds --names` for that one option.
+pub fn with_cloud_names(shell: clap_complete::Shell, script: &str) -> String {
+    const NAMES: &str = "provision clouds --names 2>/dev/null";
+    match shell {
+        clap_complete::Shell::Bash => script.replace(
+            "--os-cloud)\n                    COMPREPLY=(\"${cur}\")\n                    if [[ \"${BASH_VERSINFO[0]}\" -ge 4 ]]; then\n                        compopt -o nospace\n                    fi\n",
+            &format!("--os-cloud)\n                    COMPREPLY=($(compgen -W \"$({NAMES})\" -- \"${{cur}}\"))\n"),
+        ),
+        clap_complete::Shell::Zsh => {
+            let mut out = String::with_capacity(script.len());
+            for line in script.split_inclusive('\n') {
+                match line.find("'--os-cloud=[").and_then(|start| line[start..].find("]:NAME:").map(|e| start + e)) {
+                    Some(at) => {
+                        let end = line.rfind('\'').filter(|&q| q > at).unwrap_or(line.len());
+                        out.push_str(&line[..at]);
+                        out.push_str(&format!("]:NAME:{{compadd -- ${{(f)\"$({NAMES})\"}}}}"));
+                        out.push_str(&line[end..]);
+                    }
+                    None => out.push_str(line),
+                }
+            }
+            out
+        }
+        clap_complete::Shell::Fish => script
+            .lines()
+            .map(|l| if l.contains(" -l os-cloud ") { format!("{l} -a '({NAMES})'\n") } else { format!("{l}\n") })
+            .collect(),
+        _ => script.to_string(),
+    }
 }

@@ -51,12 +51,41 @@ pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
             ui.json(&serde_json::json!({"ok": true, "parameters": list}));
             Ok(())
         }
+        Command::Clouds { names } => clouds(*names, ui),
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "provision", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "provision", &mut script);
+            let script = String::from_utf8(script).context("the completion script is text")?;
+            print!("{}", crate::cli::with_cloud_names(*shell, &script));
             Ok(())
         }
         Command::Man(args) => man(args, ui),
     }
+}
+
+fn clouds(names: bool, ui: &mut Ui) -> Result<()> {
+    let list = credentials::clouds(&|k| std::env::var(k).ok()).map_err(|p| InputError(vec![p]))?;
+    if names {
+        ui.human(&list.iter().map(|c| format!("{}\n", c.name)).collect::<String>());
+    } else if list.is_empty() {
+        ui.human(
+            "no clouds.yaml found (looked in ./, ~/.config/openstack/, /etc/openstack/ and OS_CLIENT_CONFIG_FILE)\n",
+        );
+    } else {
+        let width = list.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let mut text = format!("Clouds in {}:\n", list[0].file.display());
+        for c in &list {
+            text.push_str(&format!(
+                "  {:<width$}  {}  {}\n",
+                c.name,
+                c.auth_url.as_deref().unwrap_or("(no auth_url)"),
+                c.region.as_deref().map(|r| format!("region {r}")).unwrap_or_default()
+            ));
+        }
+        ui.human(&text);
+    }
+    ui.json(&serde_json::json!({"ok": true, "command": "clouds", "clouds": list, "warnings": ui.warnings()}));
+    Ok(())
 }
 
 /// The input stage shared by every command that works on a stack: the
@@ -107,10 +136,13 @@ pub fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
 /// (render and deploy): the default stays compatible, the warning says
 /// how to close it.
 pub fn warn_open(params: &Params, ui: &mut Ui) {
-    if matches!(params.ssh_allowed_cidr.as_str(), "0.0.0.0/0" | "::/0") {
+    let ports = provision::bundle::exposure::plan(params, None).world_open_admin_ports();
+    if !ports.is_empty() {
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
         ui.warn(&format!(
-            "SSH (22) and the management UI (8100) of the manager are open to {}; \
+            "the manager's SSH and management UI ports ({}) are open to {}; \
              set ssh_allowed_cidr to the addresses you work from",
+            ports.join(", "),
             params.ssh_allowed_cidr
         ));
     }
@@ -169,6 +201,7 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
          nodes         1 manager + {workers} workers, {network}\n  \
          storage       {storage}\n  \
          credentials   {creds}\n\
+         {plan}\
          Deploy it with:\n  openstack stack create -t {out}/template.yaml -e {out}/environment.yaml {name}\n",
         name = s.stack_name,
         out = args.out.display(),
@@ -184,6 +217,7 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
         network = s.network,
         storage = s.storage,
         creds = source.as_deref().unwrap_or("none found (not needed to render)"),
+        plan = s.plan.text(),
     );
     let summary_file = args.out.join("summary.txt");
     provision::state::write_file(&summary_file, summary.as_bytes(), provision::state::Mode::Public)?;
@@ -234,7 +268,11 @@ fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
             loaded.stack_name
         )
     };
-    let ca_pem = state.read(bundle::certs::CA_CRT)?.ok_or_else(|| missing("CA"))?;
+    let own = loaded.params.own_certificate.as_ref();
+    let ca_pem = match own {
+        Some(o) => o.ca_pem.clone(),
+        None => state.read(bundle::certs::CA_CRT)?.ok_or_else(|| missing("CA"))?,
+    };
     let password = state.read_private(bundle::REGISTRY_PASSWORD)?.ok_or_else(|| missing("registry password"))?;
     let fqdn = loaded.params.fqdn();
     let runtime =
@@ -259,7 +297,7 @@ fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
     };
     let report = runtime.block_on(check::run(&target));
-    let ca_file = state.file(bundle::certs::CA_CRT).display().to_string();
+    let ca_file = own.map_or_else(|| state.file(bundle::certs::CA_CRT), |o| o.ca_file.clone()).display().to_string();
     let pw_file = state.file(bundle::REGISTRY_PASSWORD).display().to_string();
     let hints = check::client_hints(&fqdn, args.registry_port, args.cache_port, &target.user, &pw_file);
     let mut text = String::new();

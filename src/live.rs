@@ -102,11 +102,11 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
                 None => None,
             };
             if drift.as_ref().is_some_and(Vec::is_empty) {
-                return Ok(Done::Preview { drift, changes: Default::default() });
+                return Ok(Done::Preview { drift, changes: Default::default(), plan: b.summary.plan });
             }
             let v =
                 stack::preview(&cloud, &name, existing.as_ref().map(|(s, _)| s), &body).await.map_err(input_error)?;
-            return Ok(Done::Preview { drift, changes: stack::preview_changes(&v) });
+            return Ok(Done::Preview { drift, changes: stack::preview_changes(&v), plan: b.summary.plan });
         }
         let opts = api::Options {
             timeout_mins: Some(args.timeout),
@@ -116,8 +116,9 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
         // Heat enforces the timeout; this wait allows it a little longer to
         // report its own failure.
         let deadline = Duration::from_secs(args.timeout * 60 + 120);
-        if let Some((s, _)) = &existing {
-            progress.line(&format!("stack {} exists ({})", s.name, s.id));
+        match &existing {
+            Some((s, _)) => progress.line(&format!("stack {} exists ({})", s.name, s.id)),
+            None => progress.line(&format!("creating stack {name}:\n{}", b.summary.plan.text().trim_end())),
         }
         let outcome = stack::apply(&cloud, &name, existing, &body, &opts, deadline, &progress).await;
         // Stage 4 only on a complete stack: a failed one is reported as
@@ -157,7 +158,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     });
     progress.finish();
     match done? {
-        Done::Preview { drift, changes } => report_preview(ui, &name, drift.as_deref(), &changes),
+        Done::Preview { drift, changes, plan } => report_preview(ui, &name, drift.as_deref(), &changes, &plan),
         Done::Applied { outcome, fip, requests, summary, handoff } => {
             let outcome = (*outcome).map_err(|e| stack_error(e, global))?;
             let done = Finished { handoff: handoff.as_ref(), summary: Some(&summary) };
@@ -168,7 +169,11 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
 
 enum Done {
     /// `drift` is None for a stack that does not exist yet.
-    Preview { drift: Option<Vec<String>>, changes: std::collections::BTreeMap<String, Vec<String>> },
+    Preview {
+        drift: Option<Vec<String>>,
+        changes: std::collections::BTreeMap<String, Vec<String>>,
+        plan: bundle::exposure::Plan,
+    },
     Applied {
         handoff: Option<HandOff>,
         outcome: Box<Result<Outcome, StackError>>,
@@ -258,6 +263,7 @@ fn report_preview(
     name: &str,
     drift: Option<&[String]>,
     changes: &std::collections::BTreeMap<String, Vec<String>>,
+    plan: &bundle::exposure::Plan,
 ) -> Result<()> {
     let mut text = match drift {
         None => format!("Stack {name} does not exist; a run would create:\n"),
@@ -273,9 +279,11 @@ fn report_preview(
     if changes.get("replaced").is_some_and(|l| !l.is_empty()) {
         text.push_str("  (Heat's preview also counts as replaced resources whose properties come from other resources; a real run replaces only what the change reaches.)\n");
     }
+    text.push_str("The stack as rendered:\n");
+    text.push_str(&plan.text());
     ui.human(&text);
     ui.json(&serde_json::json!({"ok": true, "command": "preview", "stack_name": name, "exists": drift.is_some(),
-        "drift": drift, "changes": changes, "warnings": ui.warnings()}));
+        "drift": drift, "changes": changes, "plan": plan, "warnings": ui.warnings()}));
     Ok(())
 }
 
@@ -379,16 +387,7 @@ fn report_outcome(
 
 fn outputs_text(o: &Outcome) -> String {
     let width = o.outputs.keys().map(String::len).max().unwrap_or(0);
-    o.outputs
-        .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            format!("  {k:<width$}  {v}\n")
-        })
-        .collect()
+    o.outputs.iter().map(|(k, v)| format!("  {k:<width$}  {}\n", stack::output_text(v))).collect()
 }
 
 fn failures_text(o: &Outcome) -> String {

@@ -195,7 +195,27 @@ fn rendered_files_parse_and_reference_each_other() {
     // to the world, the rest by group.
     let rules = |sg: &str| res[sg]["properties"]["rules"].as_array().unwrap().clone();
     let ports: Vec<u64> = rules("manager_security_group").iter().filter_map(|r| r["port_range_min"].as_u64()).collect();
-    assert_eq!(ports, vec![22, 5000, 443, 80, 8443, 8100], "nothing listens on 8200: it is not opened");
+    assert_eq!(ports, vec![22, 5000, 80, 8443, 8100], "nothing listens on 8200; the cache is not open to all");
+    for r in rules("manager_security_group") {
+        if matches!(r["port_range_min"].as_u64(), Some(22 | 8100)) {
+            assert_eq!(r["remote_ip_prefix"]["get_param"], "ssh_allowed_cidr", "{r:?}");
+        }
+    }
+    // The cache: the workers by group; outside addresses only when given.
+    assert_eq!(res["manager_from_workers_cache"]["properties"]["port_range_min"], 443);
+    assert_eq!(
+        res["manager_from_workers_cache"]["properties"]["remote_group"]["get_resource"],
+        "worker_security_group"
+    );
+    let outside = &res["manager_cache_from_outside"];
+    assert_eq!(outside["condition"], "cache_open");
+    assert_eq!(outside["properties"]["remote_ip_prefix"]["get_param"], "cache_allowed_cidr");
+    assert_eq!(t["parameters"]["cache_allowed_cidr"]["default"], "");
+    assert!(env["parameters"].get("cache_allowed_cidr").is_none(), "not given: the default keeps it closed");
+    let summary = run.read("summary.txt");
+    assert!(summary.contains("443   pull-through cache (anonymous)     from the stack's nodes"), "{summary}");
+    assert!(summary.contains("22    SSH"), "{summary}");
+    assert!(summary.contains("1 floating IP from"), "{summary}");
     assert_eq!(rules("worker_security_group").len(), 1);
     for name in ["manager.cloud-config", "worker.cloud-config"] {
         assert!(run.read(name).starts_with("#cloud-config\n"), "{name} header");
@@ -848,4 +868,124 @@ fn path_mistakes_are_found_first_and_said_once() {
     let (code, err) = run(&["--out", dir.path().join("o").to_str().unwrap(), "--state-dir", &under]);
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+}
+
+#[test]
+fn the_cache_opens_beyond_the_stack_only_to_cache_allowed_cidr() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = write(dir.path(), "cache.yml", "parameters:\n  cache_allowed_cidr: 192.0.2.0/24\n");
+    let run = render(&[SEED, &extra], &[]);
+    let env = run.yaml("environment.yaml");
+    assert_eq!(env["parameters"]["cache_allowed_cidr"], "192.0.2.0/24");
+    let summary = run.read("summary.txt");
+    assert!(summary.contains("from the stack's nodes, 192.0.2.0/24"), "{summary}");
+    let bad = write(dir.path(), "bad.yml", "parameters:\n  cache_allowed_cidr: 192.0.2.1/24\n");
+    let run = render_in(tempfile::tempdir().unwrap(), &[SEED, &bad], &[]);
+    assert_eq!(run.output.status.code(), Some(2), "{}", run.stderr());
+    assert!(run.stderr().contains("bad.yml:2"), "{}", run.stderr());
+}
+
+/// A CA and a registry certificate as an operator would bring them, in `dir`.
+fn own_certificate(dir: &Path, names: &[&str]) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.clone().self_signed(&ca_key).unwrap().pem();
+    let key = KeyPair::generate().unwrap();
+    let crt = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .unwrap()
+        .signed_by(&key, &Issuer::new(ca, &ca_key))
+        .unwrap()
+        .pem();
+    std::fs::create_dir_all(dir.join("tls")).unwrap();
+    std::fs::write(dir.join("tls/ca.crt"), &ca_pem).unwrap();
+    std::fs::write(dir.join("tls/registry.crt"), &crt).unwrap();
+    std::fs::write(dir.join("tls/registry.key"), key.serialize_pem()).unwrap();
+    (crt, key.serialize_pem())
+}
+
+const OWN: &str = "parameters:\n  registry_cert_file: tls/registry.crt\n  registry_key_file: tls/registry.key\n  \
+                   registry_ca_file: tls/ca.crt\n";
+
+#[test]
+fn the_operators_own_certificate_goes_to_the_manager_and_its_key_nowhere_else() {
+    let dir = tempfile::tempdir().unwrap();
+    // The seed names the registry myhost.mydomain.com.
+    let (crt, key) = own_certificate(dir.path(), &["myhost.mydomain.com"]);
+    let env = write(dir.path(), "own.yml", OWN);
+    let run = render(&[SEED, &env], &[]);
+    let manager = run.read("manager.cloud-config");
+    let cc = run.yaml("manager.cloud-config");
+    let file = |path: &str| {
+        cc["write_files"].as_array().unwrap().iter().find(|f| f["path"] == path).unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(file("/etc/provision/certs/registry.crt").trim(), crt.trim());
+    assert_eq!(file("/etc/provision/certs/registry.key").trim(), key.trim());
+    let ca = std::fs::read_to_string(dir.path().join("tls/ca.crt")).unwrap();
+    assert!(run.read("worker.cloud-config").contains(ca.lines().nth(1).unwrap()), "workers trust the given CA");
+    let key_line = key.lines().nth(1).unwrap();
+    for other in ["worker.cloud-config", "template.yaml", "environment.yaml", "summary.txt"] {
+        assert!(!run.read(other).contains(key_line), "the key is in {other}");
+    }
+    assert!(manager.contains(key_line));
+    assert!(!run.state.join("myhost.mydomain.com/certs/ca.key").exists(), "no CA of our own is made");
+    assert!(!run.stdout().contains(key_line) && !run.stderr().contains(key_line));
+    let summary = run.read("summary.txt");
+    assert!(summary.contains("yours: ") && summary.contains("tls/ca.crt"), "{summary}");
+}
+
+#[test]
+fn an_own_certificate_that_does_not_fit_is_refused_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    own_certificate(dir.path(), &["other.example.com"]);
+    let env = write(dir.path(), "own.yml", OWN);
+    let run = render_in(tempfile::tempdir().unwrap(), &[SEED, &env], &[]);
+    assert_eq!(run.output.status.code(), Some(2), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("own.yml:2") && run.stderr().contains("does not name myhost.mydomain.com"),
+        "{}",
+        run.stderr()
+    );
+
+    let partial = write(dir.path(), "partial.yml", "parameters:\n  registry_key_file: tls/registry.key\n");
+    let run = render_in(tempfile::tempdir().unwrap(), &[SEED, &partial], &[]);
+    assert_eq!(run.output.status.code(), Some(2));
+    assert!(run.stderr().contains("needs registry_cert_file and registry_ca_file too"), "{}", run.stderr());
+}
+
+#[test]
+fn bash_completes_cloud_names_from_clouds_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".config/openstack")).unwrap();
+    std::fs::write(
+        dir.path().join(".config/openstack/clouds.yaml"),
+        "clouds:\n  lab: {auth: {auth_url: http://l/v3}}\n  labs-old: {}\n  prod: {region_name: R}\n",
+    )
+    .unwrap();
+    let script = provision(dir.path()).args(["completions", "bash"]).output().unwrap().stdout;
+    std::fs::write(dir.path().join("provision.bash"), script).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("provision");
+    let complete = |words: &str| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source provision.bash; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+                 _provision provision \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+            ))
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.parent().unwrap().display()))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(complete("provision --os-cloud la"), ["lab", "labs-old"]);
+    assert_eq!(complete("provision status --os-cloud p"), ["prod"]);
+    let listed = provision(dir.path()).args(["--output", "json", "clouds"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(v["clouds"][2]["region"], "R");
 }

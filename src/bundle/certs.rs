@@ -65,6 +65,8 @@ pub enum Outcome {
     Created,
     Reused,
     Reissued(String),
+    /// The operator's own, from this file.
+    Given(std::path::PathBuf),
 }
 
 /// The certificates a bundle needs. The CA key stays in the state directory.
@@ -75,6 +77,18 @@ pub struct Certs {
     pub server_key_pem: crate::params::Secret,
     pub ca: Outcome,
     pub server: Outcome,
+}
+
+/// The operator's own certificate and CA, checked when the parameters
+/// were read; the stack's CA is then neither made nor used.
+pub fn given(own: &crate::params::own_cert::OwnCertificate) -> Certs {
+    Certs {
+        ca_pem: own.ca_pem.clone(),
+        server_pem: own.cert_pem.clone(),
+        server_key_pem: own.key_pem.clone(),
+        ca: Outcome::Given(own.ca_file.clone()),
+        server: Outcome::Given(own.cert_file.clone()),
+    }
 }
 
 pub const CA_KEY: &str = "certs/ca.key";

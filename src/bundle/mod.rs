@@ -7,6 +7,7 @@
 //! `openstack stack create -t template.yaml -e environment.yaml NAME`.
 
 pub mod certs;
+pub mod exposure;
 pub mod node;
 pub mod nodes;
 pub mod registry;
@@ -116,10 +117,12 @@ pub struct Summary {
     pub network: String,
     pub storage: String,
     pub templates_overridden: Vec<PathBuf>,
+    /// Open ports and what the stack makes.
+    pub plan: exposure::Plan,
 }
 
-/// Security group rules between the roles: swarm's own ports, and SSH from
-/// the manager to workers (the jump host). Nothing else crosses.
+/// Security group rules between the roles: swarm's own ports, the cache for
+/// the workers, and SSH from the manager to workers (the jump host).
 struct Rule {
     name: &'static str,
     group: &'static str,
@@ -156,6 +159,14 @@ const SWARM_RULES: &[Rule] = &[
         from: "worker_security_group",
         protocol: "udp",
         port: 4789,
+    },
+    // The registry and the cache, for the workers' Docker.
+    Rule {
+        name: "manager_from_workers_cache",
+        group: "manager_security_group",
+        from: "worker_security_group",
+        protocol: "tcp",
+        port: CACHE_PORT,
     },
     Rule {
         name: "workers_from_manager_ssh",
@@ -283,7 +294,10 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     let fqdn = params.fqdn();
     let ips: Vec<IpAddr> = req.floating_ip.iter().map(|f| f.address).collect();
     let names = certs::Names::for_registry(&params.hostname, &params.domain, &ips);
-    let certs = certs::ensure(req.state, req.stack_name, &names, req.now)?;
+    let certs = match &params.own_certificate {
+        Some(own) => certs::given(own),
+        None => certs::ensure(req.state, req.stack_name, &names, req.now)?,
+    };
     tracing::debug!(ca = ?certs.ca, server = ?certs.server, names = ?names, "registry certificates");
     let registry_password = secret(req.state, REGISTRY_PASSWORD, 24)?;
 
@@ -374,6 +388,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         certs::Outcome::Created => "created".to_string(),
         certs::Outcome::Reused => "reused".to_string(),
         certs::Outcome::Reissued(why) => format!("reissued: {why}"),
+        certs::Outcome::Given(file) => format!("yours: {}", file.display()),
     };
     let summary = Summary {
         stack_name: req.stack_name.to_string(),
@@ -381,8 +396,14 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         cache: format!("https://{fqdn}"),
         registry_user: params.registry.user.clone(),
         registry_password_file: req.state.file(REGISTRY_PASSWORD),
-        ca_cert_file: req.state.file(certs::CA_CRT),
-        certificate_names: names.dns.iter().cloned().chain(names.ips.iter().map(|i| i.to_string())).collect(),
+        ca_cert_file: match &params.own_certificate {
+            Some(own) => own.ca_file.clone(),
+            None => req.state.file(certs::CA_CRT),
+        },
+        certificate_names: match &params.own_certificate {
+            Some(_) => vec![fqdn.clone()],
+            None => names.dns.iter().cloned().chain(names.ips.iter().map(|i| i.to_string())).collect(),
+        },
         ca: describe(&certs.ca),
         server_certificate: describe(&certs.server),
         workers: params.workers.count,
@@ -396,6 +417,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
             Storage::Swift { container } => format!("swift container {container}"),
         },
         templates_overridden: templates.overridden.clone(),
+        plan: exposure::plan(params, req.floating_ip.as_ref()),
     };
     Ok(Bundle { template, environment, files, ca_cert: certs.ca_pem, registry_cert: certs.server_pem, summary })
 }
@@ -421,6 +443,9 @@ pub fn heat_parameters(params: &Params, floating_ip: Option<&FloatingIp>) -> ser
         Network::Create { cidr } => put("private_cidr", json!(cidr)),
     }
     put("ssh_allowed_cidr", json!(params.ssh_allowed_cidr));
+    if let Some(cidr) = &params.cache_allowed_cidr {
+        put(exposure::CACHE_CIDR_PARAM, json!(cidr));
+    }
     put("node_timeout", json!(params.node_timeout));
     if params.volume_size > 0 {
         put("volume_size", json!(params.volume_size));
@@ -475,6 +500,8 @@ pub fn heat_templates(templates: &render::Templates, shape: &Shape) -> Result<(S
     ctx.insert("volume", &shape.volume);
     ctx.insert("network", &json!({"existing": shape.existing_network}));
     ctx.insert("swarm_rules", &rules);
+    ctx.insert("public_rules", &exposure::template_rules());
+    ctx.insert("cache_port", &CACHE_PORT);
     let format = shape.format;
     ctx.insert(
         "node_config",

@@ -22,11 +22,7 @@ use crate::state::{self, Mode};
 /// home (Flatcar's `core` may write there without sudo).
 pub const REMOTE_DIR: &str = "imixs-cloud";
 
-/// The proxy's HTTPS port on the manager: the pull-through cache holds 443.
-pub const PROXY_HTTPS_PORT: u16 = 8443;
-/// The UI's port, one of the two the manager's security group opens to the
-/// operator only.
-pub const UI_PORT: u16 = 8100;
+pub use crate::bundle::exposure::{PROXY_HTTPS_PORT, UI_PORT};
 
 /// The stacks in deployment order: the proxy first (the others register
 /// with it), the UI, then the apps.

@@ -368,6 +368,41 @@ fn config_dirs(var: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     dirs
 }
 
+/// One cloud of clouds.yaml, as far as choosing one goes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CloudEntry {
+    pub name: String,
+    pub auth_url: Option<String>,
+    pub region: Option<String>,
+    pub file: PathBuf,
+}
+
+/// The clouds of the clouds.yaml the OpenStack client would read, by
+/// name; none when there is no such file.
+pub fn clouds(var: &dyn Fn(&str) -> Option<String>) -> Result<Vec<CloudEntry>, Problem> {
+    let Some(file) = find_file(var, "OS_CLIENT_CONFIG_FILE", &["clouds.yaml", "clouds.yml"]) else {
+        return Ok(Vec::new());
+    };
+    let doc = read_yaml(&file)?;
+    let s = |v: Option<&serde_json::Value>| v.and_then(|x| x.as_str()).map(str::to_string);
+    Ok(doc
+        .get("clouds")
+        .and_then(|c| c.as_object())
+        .map(|c| {
+            c.iter()
+                .map(|(name, e)| CloudEntry {
+                    name: name.clone(),
+                    auth_url: s(e.pointer("/auth/auth_url")),
+                    region: s(e.get("region_name"))
+                        .or_else(|| s(e.pointer("/regions/0")))
+                        .or_else(|| s(e.pointer("/regions/0/name"))),
+                    file: file.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 fn find_file(var: &dyn Fn(&str) -> Option<String>, explicit: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(p) = var(explicit).filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
@@ -569,6 +604,27 @@ mod tests {
             Auth::Password { password, .. } => assert_eq!(password.expose(), "s3cret"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn clouds_are_listed_from_the_file_the_client_would_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let clouds = dir.path().join("clouds.yaml");
+        std::fs::write(
+            &clouds,
+            "clouds:\n  prod:\n    auth: {auth_url: http://p/v3, password: hunter2}\n    regions: [{name: R2}]\n  \
+             lab:\n    region_name: R1\n",
+        )
+        .unwrap();
+        let listed = clouds_from(&vars(&[("OS_CLIENT_CONFIG_FILE", clouds.to_str().unwrap())]));
+        let names: Vec<(&str, Option<&str>)> = listed.iter().map(|c| (c.name.as_str(), c.region.as_deref())).collect();
+        assert_eq!(names, [("lab", Some("R1")), ("prod", Some("R2"))]);
+        assert_eq!(listed[1].auth_url.as_deref(), Some("http://p/v3"));
+        assert!(!format!("{listed:?}").contains("hunter2"));
+    }
+
+    fn clouds_from(var: &dyn Fn(&str) -> Option<String>) -> Vec<CloudEntry> {
+        clouds(var).unwrap()
     }
 
     #[test]

@@ -102,6 +102,12 @@ pub const DEFS: &[Def] = &[
         "Who may reach SSH (22) and the management UI (8100) on the manager; a run warns while it is the whole world.",
     ),
     opt(
+        "cache_allowed_cidr",
+        Kind::Cidr,
+        None,
+        "Addresses outside the stack that may use the pull-through cache (443), such as the Docker hosts you point at the mirror; without it only the stack's nodes can.",
+    ),
+    opt(
         "volume_size",
         Kind::Count(0, 16384),
         Some("20"),
@@ -127,6 +133,19 @@ pub const DEFS: &[Def] = &[
         "After the stack is complete, form the Docker Swarm over SSH and deploy the Imixs-Cloud stacks; false stops at the stack.",
     ),
     opt("registry_user", Kind::User, Some("provision"), "User of the private registry (htpasswd, bcrypt)."),
+    opt(
+        "registry_cert_file",
+        Kind::Text,
+        None,
+        "Your own PEM certificate for the registry (intermediates after it), instead of one from the stack's CA; it must name hostname.domain. Relative to the env file.",
+    ),
+    opt("registry_key_file", Kind::Text, None, "The private key of registry_cert_file; it goes to the manager only."),
+    opt(
+        "registry_ca_file",
+        Kind::Text,
+        None,
+        "The CA that issued registry_cert_file, for the nodes and `provision check` to trust.",
+    ),
     opt(
         "registry_storage",
         Kind::Choice(STORAGE),

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod defs;
 pub mod envfile;
 pub mod error;
+pub mod own_cert;
 pub mod secret;
 pub mod values;
 
@@ -78,6 +79,8 @@ pub struct Params {
     pub workers: Workers,
     pub network: Network,
     pub ssh_allowed_cidr: String,
+    /// Who outside the stack may use the cache; `None` keeps it the stack's.
+    pub cache_allowed_cidr: Option<String>,
     pub volume_size: u64,
     pub docker_mtu: u64,
     pub node_timeout: u64,
@@ -85,6 +88,8 @@ pub struct Params {
     /// Form the swarm over SSH once the stack is complete.
     pub handoff: bool,
     pub registry: Registry,
+    /// The operator's own registry certificate, when given.
+    pub own_certificate: Option<own_cert::OwnCertificate>,
     /// The `os_*` parameters, for [`credentials::resolve`].
     pub env_credentials: credentials::EnvFileCredentials,
     /// `resource_registry` and Heat's other sections, merged, for Heat.
@@ -189,6 +194,9 @@ impl Params {
         let registry =
             Registry { user: get.text("registry_user"), storage, cache_remote_url: get.text("cache_remote_url") };
         let ssh_allowed_cidr = get.text("ssh_allowed_cidr");
+        let cache_allowed_cidr = get.opt_text("cache_allowed_cidr");
+        let own_files: Vec<(&'static str, String)> =
+            own_cert::KEYS.iter().filter_map(|k| get.opt_text(k).map(|v| (*k, v))).collect();
         let volume_size = get.count("volume_size");
         let docker_mtu = get.count("docker_mtu");
         let node_timeout = get.count("node_timeout");
@@ -231,6 +239,33 @@ impl Params {
             ]));
         }
         let mut warnings = Vec::new();
+        let own_certificate = match own_files.as_slice() {
+            [] => None,
+            [cert, key, ca] => {
+                let named = |(k, v): &(&'static str, String)| {
+                    own_cert::Named::new(k, merged.value_at(k).unwrap_or(Where::file(&last_file)), v)
+                };
+                let fqdn = format!("{hostname}.{domain}");
+                let (own, warning) =
+                    own_cert::load(&named(cert), &named(key), &named(ca), &fqdn, time::OffsetDateTime::now_utc())
+                        .map_err(|p| InputError(vec![p]))?;
+                warnings.extend(warning);
+                Some(own)
+            }
+            some => {
+                let (given, _) = &some[0];
+                let missing: Vec<&str> =
+                    own_cert::KEYS.iter().copied().filter(|k| !some.iter().any(|(g, _)| g == k)).collect();
+                return Err(InputError(vec![
+                    Problem::new(
+                        merged.value_at(given).unwrap_or(Where::file(&last_file)),
+                        format!("`{given}` needs {} too", missing.join(" and ")),
+                    )
+                    .key(given)
+                    .hint("your own registry certificate takes all three: registry_cert_file, registry_key_file and registry_ca_file"),
+                ]));
+            }
+        };
         if let Network::Create { cidr } = &network
             && let Some(w) = values::subnet_warning(cidr)
         {
@@ -248,12 +283,14 @@ impl Params {
             workers,
             network,
             ssh_allowed_cidr,
+            cache_allowed_cidr,
             volume_size,
             docker_mtu,
             node_timeout,
             node_config,
             handoff,
             registry,
+            own_certificate,
             env_credentials,
             passthrough: merged.passthrough,
             files: files.iter().map(|f| f.path.clone()).collect(),

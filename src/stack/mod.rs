@@ -661,8 +661,34 @@ async fn wait(
     }
 }
 
+/// An output as a line of text. A list from a group whose members were
+/// not all made has nulls where they are missing: those are counted,
+/// not printed.
+pub fn output_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.iter().any(Value::is_null) => {
+            let made: Vec<String> = items.iter().filter(|i| !i.is_null()).map(output_text).collect();
+            let missing = items.len() - made.len();
+            let made = if made.is_empty() { "none".to_string() } else { made.join(", ") };
+            format!("{made} ({missing} of {} not made)", items.len())
+        }
+        Value::Array(items) => items.iter().map(output_text).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn outputs_read_as_text_with_missing_members_counted() {
+        assert_eq!(output_text(&json!("10.0.0.5")), "10.0.0.5");
+        assert_eq!(output_text(&json!(["a-0", "a-1"])), "a-0, a-1");
+        assert_eq!(output_text(&json!(["a-0", null, "a-2", null])), "a-0, a-2 (2 of 4 not made)");
+        assert_eq!(output_text(&json!([null])), "none (1 of 1 not made)");
+        assert_eq!(output_text(&json!(3)), "3");
+    }
     use super::*;
 
     #[test]
