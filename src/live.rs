@@ -18,7 +18,7 @@ use provision::state::StateDir;
 
 use crate::cli::{DeployArgs, DestroyArgs, Global, LogsArgs, OutputsArgs, StatusArgs};
 use crate::commands::{Usage, load, state_dir, state_known, state_view, swift_credentials};
-use crate::ui::{Progress, Ui};
+use crate::ui::{Expected, Progress, Ui};
 
 /// The stack was left running in Heat when the wait stopped.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +120,10 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
             Some((s, _)) => progress.line(&format!("stack {} exists ({})", s.name, s.id)),
             None => progress.line(&format!("creating stack {name}:\n{}", b.summary.plan.text().trim_end())),
         }
+        progress.expect(Expected {
+            resources: existing.is_none().then_some(b.summary.resources),
+            node_timeout: Some(loaded.params.node_timeout),
+        });
         let outcome = stack::apply(&cloud, &name, existing, &body, &opts, deadline, &progress).await;
         // Stage 4 only on a complete stack: a failed one is reported as
         // Heat left it, and nothing is tried on half-made nodes.
@@ -213,7 +217,7 @@ async fn hand_off(
             nodes.manager.public_address,
             nodes.workers.len()
         ));
-        handoff::for_stack(state, &nodes, &stacks, Settings::default(), &|m| progress.line(m)).await
+        handoff::for_stack(state, &nodes, &stacks, Settings::default(), &|m| progress.step(m)).await
     };
     match run.await {
         Ok(r) => HandOff::Formed(Box::new(r)),

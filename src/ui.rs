@@ -87,6 +87,34 @@ pub struct Progress {
     /// Off a terminal: when something was last printed, so a long quiet
     /// wait still gets a line every [`HEARTBEAT`] (CI logs show progress).
     last_line: std::sync::Mutex<std::time::Instant>,
+    plan: std::sync::Mutex<Expected>,
+}
+
+/// What a run expects, for the progress line: how many resources a create
+/// makes, and how long a node may take to signal.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Expected {
+    pub resources: Option<usize>,
+    pub node_timeout: Option<u64>,
+}
+
+impl Expected {
+    /// `CREATE_IN_PROGRESS: 13 of 16 resources done, waiting for the
+    /// manager's ready signal (up to 1800 s), 95 s`.
+    pub fn describe(&self, now: &provision::stack::Snapshot) -> String {
+        let done = match self.resources {
+            Some(total) if now.status.starts_with("CREATE") => {
+                format!("{} of {total} resources done", now.resources_finished.min(total))
+            }
+            _ => format!("{} resources done", now.resources_finished),
+        };
+        let waiting = match (now.signals.any(), self.node_timeout) {
+            (true, Some(limit)) => format!(", waiting for {} (up to {limit} s)", now.signals.describe()),
+            (true, None) => format!(", waiting for {}", now.signals.describe()),
+            (false, _) => String::new(),
+        };
+        format!("{}: {done}{waiting}, {:.0} s", now.status, now.elapsed.as_secs_f64())
+    }
 }
 
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -102,7 +130,26 @@ impl Progress {
             b.enable_steady_tick(std::time::Duration::from_millis(120));
             b
         });
-        Progress { bar, last_line: std::sync::Mutex::new(std::time::Instant::now()) }
+        Progress {
+            bar,
+            last_line: std::sync::Mutex::new(std::time::Instant::now()),
+            plan: std::sync::Mutex::new(Expected::default()),
+        }
+    }
+
+    pub fn expect(&self, expected: Expected) {
+        if let Ok(mut p) = self.plan.lock() {
+            *p = expected;
+        }
+    }
+
+    /// A step of the work after the stack (the hand-off): printed, and on
+    /// a terminal the spinner says it until the next one.
+    pub fn step(&self, text: &str) {
+        self.line(text);
+        if let Some(b) = &self.bar {
+            b.set_message(format!("hand-off: {text}"));
+        }
     }
 
     /// A line above the spinner (or plain on stderr).
@@ -143,8 +190,8 @@ impl provision::stack::Watch for Progress {
         self.line(&e.line());
     }
 
-    fn progress(&self, status: &str, finished: usize, elapsed: std::time::Duration) {
-        let text = format!("{status}: {finished} resources done, {:.0} s", elapsed.as_secs_f64());
+    fn progress(&self, now: &provision::stack::Snapshot) {
+        let text = self.plan.lock().map(|p| p.describe(now)).unwrap_or_default();
         match &self.bar {
             Some(b) => b.set_message(text),
             None => {
@@ -160,5 +207,36 @@ impl provision::stack::Watch for Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use provision::stack::Snapshot;
+    use provision::stack::events::Signals;
+
+    use super::*;
+
+    #[test]
+    fn the_progress_line_says_n_of_m_and_what_it_waits_for() {
+        let expected = Expected { resources: Some(16), node_timeout: Some(1800) };
+        let mut now = Snapshot {
+            status: "CREATE_IN_PROGRESS",
+            resources_finished: 13,
+            signals: Signals { manager: true, workers: 2 },
+            elapsed: std::time::Duration::from_secs(95),
+        };
+        assert_eq!(
+            expected.describe(&now),
+            "CREATE_IN_PROGRESS: 13 of 16 resources done, waiting for the manager's and 2 workers' ready signals \
+             (up to 1800 s), 95 s"
+        );
+        // An update changes some resources, not all: no total.
+        now.status = "UPDATE_IN_PROGRESS";
+        now.signals = Signals::default();
+        assert_eq!(expected.describe(&now), "UPDATE_IN_PROGRESS: 13 resources done, 95 s");
+        let unknown = Expected::default();
+        now.status = "CREATE_IN_PROGRESS";
+        assert_eq!(unknown.describe(&now), "CREATE_IN_PROGRESS: 13 resources done, 95 s");
     }
 }

@@ -169,3 +169,131 @@ fn each_login_fault_has_its_own_message_in_bounded_time() {
     // The messages are all different: no fault is reported as another.
     eprintln!("{}", report.join(", "));
 }
+
+/// A stand-in that answers each request by `route(method, path)` and
+/// counts the requests it got; returns its base URL and the count.
+fn serve_routes(route: fn(&str, &str, &str) -> String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (me, count) = (base.clone(), hits.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let me = me.clone();
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = vec![0u8; 65536];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let mut first = head.lines().next().unwrap_or("").split(' ');
+                let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+                let _ = s.write_all(route(&me, method, path).as_bytes());
+            });
+        }
+    });
+    (base, hits)
+}
+
+fn answer(status: &str, extra_headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A Heat that has no stacks.
+fn heat(_: &str, _: &str, _: &str) -> String {
+    answer(
+        "404 Not Found",
+        "",
+        r#"{"code": 404, "error": {"message": "The Stack (myhost) could not be found.", "type": "EntityNotFound"}, "title": "Not Found"}"#,
+    )
+}
+
+static HEATS: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+
+/// A Keystone whose catalog gives every service a different URL per
+/// interface: public, internal and admin Heat are three servers.
+fn keystone(me: &str, method: &str, path: &str) -> String {
+    let [public, internal, admin] = HEATS.get().unwrap();
+    match (method, path) {
+        ("GET", p) if p.trim_end_matches('/') == "/v3" => answer(
+            "200 OK",
+            "",
+            &format!(
+                r#"{{"version": {{"id": "v3.14", "status": "stable", "links": [{{"rel": "self", "href": "{me}/v3/"}}]}}}}"#
+            ),
+        ),
+        ("POST", "/v3/auth/tokens") => {
+            let endpoints = |base: &str, path: &str| {
+                format!(
+                    r#"[{{"id": "1", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": "{public}{path}"}},
+                        {{"id": "2", "interface": "internal", "region": "RegionOne", "region_id": "RegionOne", "url": "{internal}{path}"}},
+                        {{"id": "3", "interface": "admin", "region": "RegionOne", "region_id": "RegionOne", "url": "{admin}{path}"}}]"#
+                )
+                .replace("{base}", base)
+            };
+            let service = |kind: &str, path: &str| {
+                format!(
+                    r#"{{"id": "{kind}", "type": "{kind}", "name": "{kind}", "endpoints": {}}}"#,
+                    endpoints(me, path)
+                )
+            };
+            let catalog = ["orchestration", "compute", "network", "image"]
+                .iter()
+                .map(|k| service(k, if *k == "orchestration" { "/v1/p1" } else { "" }))
+                .chain(std::iter::once(format!(
+                    r#"{{"id": "identity", "type": "identity", "name": "keystone", "endpoints": [{{"id": "9", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": "{me}/v3"}}]}}"#
+                )))
+                .collect::<Vec<_>>()
+                .join(",");
+            let body = format!(
+                r#"{{"token": {{"methods": ["password"], "expires_at": "2999-01-01T00:00:00.000000Z", "issued_at": "2026-01-01T00:00:00.000000Z",
+                   "user": {{"id": "u1", "name": "operator", "domain": {{"id": "default", "name": "Default"}}, "password_expires_at": null}},
+                   "project": {{"id": "p1", "name": "demo", "domain": {{"id": "default", "name": "Default"}}}},
+                   "roles": [{{"id": "r1", "name": "member"}}], "catalog": [{catalog}]}}}}"#
+            );
+            answer("201 Created", "X-Subject-Token: stand-in-token\r\n", &body)
+        }
+        _ => answer("404 Not Found", "", "{}"),
+    }
+}
+
+/// The interface of the credentials (OS_INTERFACE, clouds.yaml
+/// `interface`) picks the endpoints, as the OpenStack client picks them:
+/// each interface's Heat gets the requests, and only it.
+#[test]
+fn the_interface_chooses_the_endpoints_from_the_catalog() {
+    let heats = [serve_routes(heat), serve_routes(heat), serve_routes(heat)];
+    HEATS.set([heats[0].0.clone(), heats[1].0.clone(), heats[2].0.clone()]).unwrap();
+    let (keystone_url, _) = serve_routes(keystone);
+    for (interface, which) in [("internal", 1), ("admin", 2), ("public", 0)] {
+        let before: Vec<usize> = heats.iter().map(|h| h.1.load(std::sync::atomic::Ordering::SeqCst)).collect();
+        let state = tempfile::tempdir().unwrap();
+        let out = Command::cargo_bin("provision")
+            .unwrap()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["--env", "examples/env_params.yml", "status", "--state-dir"])
+            .arg(state.path())
+            .env_remove("OS_CLOUD")
+            .env("OS_AUTH_URL", format!("{keystone_url}/v3"))
+            .env("OS_USERNAME", "operator")
+            .env("OS_PASSWORD", PASSWORD)
+            .env("OS_PROJECT_NAME", "demo")
+            .env("OS_REGION_NAME", "RegionOne")
+            .env("OS_INTERFACE", interface)
+            .env("NO_COLOR", "1")
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no stack named myhost"), "{interface}: {stderr}");
+        assert!(stderr.contains(&format!("{interface} endpoints")), "{interface}: said where it acts: {stderr}");
+        let after: Vec<usize> = heats.iter().map(|h| h.1.load(std::sync::atomic::Ordering::SeqCst)).collect();
+        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+            assert_eq!(a > b, i == which, "{interface}: Heat #{i} was asked {} times", a - b);
+        }
+    }
+}

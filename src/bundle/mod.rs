@@ -119,6 +119,9 @@ pub struct Summary {
     pub templates_overridden: Vec<PathBuf>,
     /// Open ports and what the stack makes.
     pub plan: exposure::Plan,
+    /// Heat resources a create makes, nested ones included (the "of M" of
+    /// the progress line).
+    pub resources: usize,
 }
 
 /// Security group rules between the roles: swarm's own ports, the cache for
@@ -334,6 +337,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     let format = params.node_config;
     let shape = Shape { fqdn: &fqdn, volume, existing_network: matches!(params.network, Network::Existing(_)), format };
     let (template, worker_template) = heat_templates(&templates, &shape)?;
+    let resources = resource_count(&template, &worker_template, params, req.floating_ip.is_some());
     let mut files = BTreeMap::new();
     files.insert("worker.yaml".to_string(), File { contents: worker_template, mode: Mode::Public });
     // Both node configs hold a private host key, so both are 0600.
@@ -418,6 +422,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         },
         templates_overridden: templates.overridden.clone(),
         plan: exposure::plan(params, req.floating_ip.as_ref()),
+        resources,
     };
     Ok(Bundle { template, environment, files, ca_cert: certs.ca_pem, registry_cert: certs.server_pem, summary })
 }
@@ -511,6 +516,25 @@ pub fn heat_templates(templates: &render::Templates, shape: &Shape) -> Result<(S
         checked_yaml("template.yaml", templates.render("heat/stack.yaml", &ctx)?)?,
         checked_yaml("worker.yaml", templates.render("heat/worker.yaml", &ctx)?)?,
     ))
+}
+
+/// The resources Heat will report on for a create: the stack's own whose
+/// condition holds, and each worker's nested stack with what it holds.
+fn resource_count(template: &str, worker: &str, params: &Params, floating_ip_given: bool) -> usize {
+    let resources = |text: &str| {
+        serde_saphyr::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| v.get("resources").and_then(Value::as_object).cloned())
+            .unwrap_or_default()
+    };
+    let holds = |condition: Option<&str>| match condition {
+        None => true,
+        Some("create_floating_ip") => !floating_ip_given,
+        Some("cache_open") => params.cache_allowed_cidr.is_some(),
+        Some(_) => true,
+    };
+    let top = resources(template).values().filter(|r| holds(r.get("condition").and_then(Value::as_str))).count();
+    top + params.workers.count as usize * (1 + resources(worker).len())
 }
 
 fn checked_yaml(name: &str, text: String) -> Result<String, BundleError> {

@@ -116,7 +116,16 @@ fn cloud_config(c: &Credentials) -> CloudConfig {
         auth.project_id = p.id.clone();
         auth.project_domain_name = Some(p.domain.clone());
     }
+    // The SDK looks Keystone up in the catalog by the interface asked for,
+    // and before the login the catalog holds the auth URL as `public` only:
+    // with `internal` it went round asking for a catalog without a token.
+    // Keystone is where the credentials say, whatever the interface.
+    // (With its trailing slash: the SDK joins `auth/tokens` onto it.)
+    let keystone = format!("{}/", c.auth_url.trim_end_matches('/'));
+    let options = serde_json::from_value(serde_json::json!({"identity_endpoint_override": keystone}))
+        .expect("a string is a configuration value");
     CloudConfig {
+        options,
         auth: Some(auth),
         auth_type: Some(auth_type.into()),
         region_name: c.region.clone(),
@@ -145,8 +154,8 @@ impl Cloud {
             .http_timeout(Duration::from_secs(120))
             .connect();
         // Keystone answered the reachability check, so a login that does
-        // not end is the SDK going round (openstack_sdk 0.22.8 does with
-        // interface `internal`): bounded, and said.
+        // not end is the SDK going round (openstack_sdk 0.22.8 did with
+        // interface `internal` before the override above): bounded, and said.
         let os = match tokio::time::timeout(LOGIN_LIMIT, login).await {
             Ok(r) => r.map_err(|e| CloudError::Auth {
                 url: c.auth_url.clone(),
@@ -158,8 +167,7 @@ impl Cloud {
                     url: c.auth_url.clone(),
                     source_name: c.source.to_string(),
                     message: format!(
-                        "the login did not finish within {} s although Keystone answers (interface {}; \
-                         `public` is the one known to work with this client library)",
+                        "the login did not finish within {} s although Keystone answers (interface {})",
                         LOGIN_LIMIT.as_secs(),
                         c.interface
                     ),

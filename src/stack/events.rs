@@ -38,9 +38,27 @@ pub struct Event {
     pub resource_status_reason: Option<String>,
     #[serde(default)]
     pub event_time: String,
+    /// Heat links each event to the (nested) stack its resource is in.
+    #[serde(default, skip_serializing)]
+    pub links: Vec<Link>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Link {
+    #[serde(default)]
+    pub href: String,
+    #[serde(default)]
+    pub rel: String,
 }
 
 impl Event {
+    /// The resource across nested stacks: every worker has a `wait`, and
+    /// each is its own.
+    fn key(&self) -> String {
+        let scope = self.links.iter().find(|l| l.rel == "stack").map_or("", |l| l.href.as_str());
+        format!("{scope}#{}", self.resource_name)
+    }
+
     pub fn is_of_stack(&self, stack: &StackRef) -> bool {
         self.physical_resource_id.as_deref() == Some(stack.id.as_str()) && self.resource_name == stack.name
     }
@@ -72,6 +90,8 @@ pub struct Follow {
     pub marker: Option<String>,
     seen: HashSet<String>,
     finished: HashSet<String>,
+    /// Resources started and not yet finished, by key, with their names.
+    pending: BTreeMap<String, String>,
     first_time: Option<String>,
     last_time: Option<String>,
     pub events: usize,
@@ -86,6 +106,7 @@ impl Follow {
             marker: after,
             seen: HashSet::new(),
             finished: HashSet::new(),
+            pending: BTreeMap::new(),
             first_time: None,
             last_time: None,
             events: 0,
@@ -106,8 +127,13 @@ impl Follow {
             if e.is_of_stack(&self.stack) {
                 stack_moved = true;
                 self.stack_status = Some(e.resource_status.clone());
-            } else if e.resource_status.ends_with("_COMPLETE") {
-                self.finished.insert(e.resource_name.clone());
+            } else if e.resource_status.ends_with("_IN_PROGRESS") {
+                self.pending.insert(e.key(), e.resource_name.clone());
+            } else {
+                self.pending.remove(&e.key());
+                if e.resource_status.ends_with("_COMPLETE") {
+                    self.finished.insert(e.key());
+                }
             }
             self.first_time.get_or_insert_with(|| e.event_time.clone());
             self.last_time = Some(e.event_time.clone());
@@ -121,11 +147,55 @@ impl Follow {
         self.finished.len()
     }
 
+    /// The nodes' ready signals still awaited: the manager's, and how many
+    /// workers'. Only these can take long; the rest is the cloud's work.
+    pub fn signals_awaited(&self) -> Signals {
+        let mut s = Signals::default();
+        for name in self.pending.values() {
+            match name.as_str() {
+                "manager_wait" => s.manager = true,
+                "wait" => s.workers += 1,
+                _ => {}
+            }
+        }
+        s
+    }
+
     /// Heat's own time for the operation: first to last event it reported.
     pub fn heat_seconds(&self) -> Option<f64> {
         let first = parse_time(self.first_time.as_deref()?)?;
         let last = parse_time(self.last_time.as_deref()?)?;
         Some((last - first).as_seconds_f64())
+    }
+}
+
+/// Which nodes a stack operation is waiting to hear from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Signals {
+    pub manager: bool,
+    pub workers: usize,
+}
+
+impl Signals {
+    pub fn any(&self) -> bool {
+        self.manager || self.workers > 0
+    }
+
+    /// `the manager's and 2 workers' ready signals`.
+    pub fn describe(&self) -> String {
+        let workers = match self.workers {
+            0 => None,
+            1 => Some("1 worker's".to_string()),
+            n => Some(format!("{n} workers'")),
+        };
+        let who = match (self.manager, workers) {
+            (true, Some(w)) => format!("the manager's and {w}"),
+            (true, None) => "the manager's".to_string(),
+            (false, Some(w)) => w,
+            (false, None) => return String::new(),
+        };
+        let plural = if self.workers + usize::from(self.manager) > 1 { "signals" } else { "signal" };
+        format!("{who} ready {plural}")
     }
 }
 
@@ -307,7 +377,38 @@ mod tests {
             resource_status: status.into(),
             resource_status_reason: Some("state changed".into()),
             event_time: t.into(),
+            links: Vec::new(),
         }
+    }
+
+    /// An event of a resource in the nested stack `scope`.
+    fn nested(id: &str, scope: &str, name: &str, status: &str) -> Event {
+        let mut e = ev(id, name, "", status, "2026-11-23T10:01:00Z");
+        e.links = vec![Link { href: format!("http://heat/v1/p/stacks/{scope}/x"), rel: "stack".into() }];
+        e
+    }
+
+    #[test]
+    fn the_signals_awaited_are_counted_per_node_across_nested_stacks() {
+        let mut f = Follow::new(StackRef { name: "reg".into(), id: "S".into() }, None);
+        f.take(vec![
+            ev("1", "manager_wait", "", "CREATE_IN_PROGRESS", "2026-11-23T10:00:00Z"),
+            nested("2", "reg-workers-0", "wait", "CREATE_IN_PROGRESS"),
+            nested("3", "reg-workers-1", "wait", "CREATE_IN_PROGRESS"),
+            nested("4", "reg-workers-1", "server", "CREATE_IN_PROGRESS"),
+        ]);
+        assert_eq!(f.signals_awaited(), Signals { manager: true, workers: 2 });
+        assert_eq!(f.signals_awaited().describe(), "the manager's and 2 workers' ready signals");
+        f.take(vec![
+            nested("5", "reg-workers-0", "wait", "CREATE_COMPLETE"),
+            ev("6", "manager_wait", "", "CREATE_FAILED", "2026-11-23T10:02:00Z"),
+        ]);
+        assert_eq!(f.signals_awaited(), Signals { manager: false, workers: 1 });
+        assert_eq!(f.signals_awaited().describe(), "1 worker's ready signal");
+        f.take(vec![nested("7", "reg-workers-1", "wait", "CREATE_COMPLETE")]);
+        assert!(!f.signals_awaited().any());
+        // Two workers' `wait` are two resources done, not one.
+        assert_eq!(f.resources_finished(), 2);
     }
 
     #[test]

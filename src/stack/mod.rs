@@ -54,7 +54,17 @@ pub enum StackError {
 /// tests and JSON runs can ignore it.
 pub trait Watch {
     fn event(&self, e: &Event);
-    fn progress(&self, status: &str, resources_finished: usize, elapsed: Duration);
+    fn progress(&self, now: &Snapshot);
+}
+
+/// Where a stack operation is, between events.
+#[derive(Debug, Clone)]
+pub struct Snapshot<'a> {
+    pub status: &'a str,
+    pub resources_finished: usize,
+    /// The nodes whose ready signal Heat still waits for.
+    pub signals: events::Signals,
+    pub elapsed: Duration,
 }
 
 /// The result of a create, update or delete, for the report.
@@ -653,7 +663,12 @@ async fn wait(
                 Err(e) => return Err(e.into()),
             }
         }
-        watch.progress(&status, follow.resources_finished(), started.elapsed());
+        watch.progress(&Snapshot {
+            status: &status,
+            resources_finished: follow.resources_finished(),
+            signals: follow.signals_awaited(),
+            elapsed: started.elapsed(),
+        });
         if started.elapsed() >= deadline {
             return Err(StackError::Timeout { name: stack.name.clone(), status, waited: started.elapsed() });
         }
