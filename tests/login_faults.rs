@@ -172,7 +172,7 @@ fn each_login_fault_has_its_own_message_in_bounded_time() {
 
 /// A stand-in that answers each request by `route(method, path)` and
 /// counts the requests it got; returns its base URL and the count.
-fn serve_routes(route: fn(&str, &str, &str) -> String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+fn serve_routes(route: fn(&str, &str, &str, &str) -> String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -189,7 +189,7 @@ fn serve_routes(route: fn(&str, &str, &str) -> String) -> (String, Arc<std::sync
                 let head = String::from_utf8_lossy(&buf[..n]).to_string();
                 let mut first = head.lines().next().unwrap_or("").split(' ');
                 let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
-                let _ = s.write_all(route(&me, method, path).as_bytes());
+                let _ = s.write_all(route(&me, method, path, &head).as_bytes());
             });
         }
     });
@@ -203,8 +203,11 @@ fn answer(status: &str, extra_headers: &str, body: &str) -> String {
     )
 }
 
-/// A Heat that has no stacks.
-fn heat(_: &str, _: &str, _: &str) -> String {
+/// A Heat that has no stacks, and wants to know who asks.
+fn heat(_: &str, _: &str, _: &str, head: &str) -> String {
+    if !head.lines().any(|l| l.to_ascii_lowercase().starts_with("user-agent: provision/")) {
+        return answer("400 Bad Request", "", r#"{"error": {"message": "no User-Agent: provision/VERSION"}}"#);
+    }
     answer(
         "404 Not Found",
         "",
@@ -216,7 +219,7 @@ static HEATS: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
 
 /// A Keystone whose catalog gives every service a different URL per
 /// interface: public, internal and admin Heat are three servers.
-fn keystone(me: &str, method: &str, path: &str) -> String {
+fn keystone(me: &str, method: &str, path: &str, _: &str) -> String {
     let [public, internal, admin] = HEATS.get().unwrap();
     match (method, path) {
         ("GET", p) if p.trim_end_matches('/') == "/v3" => answer(
@@ -263,7 +266,8 @@ fn keystone(me: &str, method: &str, path: &str) -> String {
 
 /// The interface of the credentials (OS_INTERFACE, clouds.yaml
 /// `interface`) picks the endpoints, as the OpenStack client picks them:
-/// each interface's Heat gets the requests, and only it.
+/// each interface's Heat gets the requests, and only it. They say
+/// `User-Agent: provision/VERSION`.
 #[test]
 fn the_interface_chooses_the_endpoints_from_the_catalog() {
     let heats = [serve_routes(heat), serve_routes(heat), serve_routes(heat)];

@@ -93,6 +93,16 @@ impl RestEndpoint for Call {
         }
     }
 
+    /// Every request says who sends it, for the cloud's logs.
+    fn request_headers(&self) -> Option<&http::HeaderMap> {
+        static HEADERS: std::sync::OnceLock<http::HeaderMap> = std::sync::OnceLock::new();
+        Some(HEADERS.get_or_init(|| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::USER_AGENT, http::HeaderValue::from_static(super::cloud::USER_AGENT));
+            h
+        }))
+    }
+
     /// No microversion header: Nova's base 2.1 has all this tool asks.
     fn min_version(&self) -> Option<ApiVersion> {
         None

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cloud;
 pub mod events;
+pub mod ownership;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
