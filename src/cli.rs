@@ -63,6 +63,21 @@ pub struct DeployArgs {
     /// Tag for the stack; repeat for more.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+
+    /// How long the stack is wanted (90s, 30m, 2h, 7d): written as its
+    /// provision-expires tag, after which `provision gc` deletes it.
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+
+    /// Create even when the project's quotas look too small (for clouds
+    /// that report their use wrongly).
+    #[arg(long)]
+    pub skip_quota_check: bool,
+
+    /// The CI job this stack serves, as its provision-ci tag [default:
+    /// CI_JOB_URL, or GitHub's run URL from GITHUB_* variables].
+    #[arg(long, value_name = "URL")]
+    pub ci_url: Option<String>,
 }
 
 impl DeployArgs {
@@ -76,6 +91,12 @@ impl DeployArgs {
             Some("--tag")
         } else if self.timeout != 60 {
             Some("--timeout")
+        } else if self.ttl.is_some() {
+            Some("--ttl")
+        } else if self.ci_url.is_some() {
+            Some("--ci-url")
+        } else if self.skip_quota_check {
+            Some("--skip-quota-check")
         } else {
             None
         }
@@ -91,6 +112,11 @@ pub struct Global {
     /// Stack name [default: the hostname parameter].
     #[arg(long, value_name = "NAME", global = true)]
     pub name: Option<String>,
+
+    /// Appended to the hostname (and so to the stack name) as
+    /// `hostname-SUFFIX`, so parallel jobs never collide.
+    #[arg(long, value_name = "SUFFIX", env = "PROVISION_NAME_SUFFIX", global = true)]
+    pub name_suffix: Option<String>,
 
     /// Where the CA, certificates and generated passwords are kept, one
     /// folder per stack [default: $XDG_STATE_HOME/provision or ~/.local/state/provision].
@@ -212,6 +238,30 @@ the state directory are kept, so a stack made again with the same name
 trusts the same CA.")]
     Destroy(DestroyArgs),
 
+    /// The stacks provision made in this project: status, owner, age,
+    /// expiry and floating IP.
+    #[command(after_help = "\
+Examples:
+  provision list --os-cloud mycloud
+  provision list --expired --output json
+  provision list --owner gitlab:ana --failed")]
+    List(ListArgs),
+
+    /// Delete what CI left behind: provision's stacks that are failed or
+    /// expired, and floating IPs whose stack is gone. A dry run unless --yes.
+    #[command(after_help = "\
+Examples:
+  provision gc --os-cloud mycloud            # what it would delete, and why
+  provision gc --os-cloud mycloud --yes      # do it (a scheduled job)
+
+Only stacks with the tag `provision` are considered: failed ones (*_FAILED)
+and expired ones (provision-expires in the past, set by --ttl). A stack in
+progress that has not expired is never touched. A floating IP provision
+allocated whose stack is gone is deleted once it is unattached and the
+previous pass saw it so too (it marks it), or once it is older than
+--grace. Everything else is left to Heat.")]
+    Gc(GcArgs),
+
     /// Open a shell on a node, or run a command there, over SSH on the
     /// pinned path: the manager on its public address, a worker through
     /// the manager.
@@ -299,6 +349,35 @@ Examples:
   provision man destroy | man -l -
   provision man --dir /usr/local/share/man/man1")]
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only stacks with this tag; repeat for all of several.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only stacks of this owner (their provision-owner tag).
+    #[arg(long, value_name = "OWNER")]
+    pub owner: Option<String>,
+    /// Only stacks past their expiry.
+    #[arg(long)]
+    pub expired: bool,
+    /// Only failed stacks.
+    #[arg(long)]
+    pub failed: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Delete and mark; without it nothing is changed.
+    #[arg(long)]
+    pub yes: bool,
+    /// Age after which an orphaned floating IP goes on the first pass.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub grace: String,
+    /// Minutes to wait for each stack's deletion.
+    #[arg(long, value_name = "MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

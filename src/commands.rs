@@ -29,6 +29,8 @@ pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
         Command::Status(args) => crate::live::status(&cli.global, ui, args),
         Command::Outputs(args) => crate::live::outputs(&cli.global, ui, args),
         Command::Destroy(args) => crate::live::destroy(&cli.global, args, ui),
+        Command::List(args) => crate::live::list(&cli.global, args, ui),
+        Command::Gc(args) => crate::live::gc(&cli.global, args, ui),
         Command::Logs(args) => crate::live::logs(&cli.global, ui, args),
         Command::Ssh(args) => crate::nodes::ssh(&cli.global, args, ui),
         Command::Handoff(args) => crate::nodes::handoff(&cli.global, args, ui),
@@ -112,7 +114,12 @@ pub fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
         ))
         .into());
     }
-    let params = Params::load(&global.env)?;
+    let mut params = Params::load(&global.env)?;
+    if let Some(suffix) = &global.name_suffix {
+        params
+            .with_name_suffix(suffix, std::path::Path::new("--name-suffix (PROVISION_NAME_SUFFIX)"))
+            .map_err(|p| InputError(vec![p]))?;
+    }
     for w in &params.warnings {
         ui.warn(w);
     }
@@ -127,9 +134,20 @@ pub fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
         ui.warn(w);
     }
     tracing::debug!(params = ?params, source = ?resolved.credentials.as_ref().map(|c| &c.source), "input");
-    let stack_name = global.name.clone().unwrap_or_else(|| params.hostname.clone());
+    let stack_name = match &global.name {
+        Some(n) => suffixed(n, global.name_suffix.as_deref()),
+        None => params.hostname.clone(),
+    };
     check_stack_name(&stack_name)?;
     Ok(Loaded { params, credentials: resolved.credentials, stack_name })
+}
+
+/// A stack name given with --name, with --name-suffix after it.
+pub fn suffixed(name: &str, suffix: Option<&str>) -> String {
+    match suffix {
+        Some(s) => format!("{name}-{s}"),
+        None => name.to_string(),
+    }
 }
 
 /// What the stack will open to the whole world, said before it is made
@@ -149,7 +167,7 @@ pub fn warn_open(params: &Params, ui: &mut Ui) {
 }
 
 /// Heat's rule for stack names: a letter first, then letters, digits, `_-.`.
-fn check_stack_name(name: &str) -> Result<(), InputError> {
+pub fn check_stack_name(name: &str) -> Result<(), InputError> {
     let ok = name.len() <= 255
         && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));

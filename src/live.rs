@@ -16,9 +16,11 @@ use provision::params::{InputError, Problem, Where, credentials};
 use provision::stack::{self, Cloud, Outcome, StackError, api};
 use provision::state::StateDir;
 
-use crate::cli::{DeployArgs, DestroyArgs, Global, LogsArgs, OutputsArgs, StatusArgs};
-use crate::commands::{Usage, load, state_dir, state_known, state_view, swift_credentials};
+use crate::cli::{DeployArgs, DestroyArgs, GcArgs, Global, ListArgs, LogsArgs, OutputsArgs, StatusArgs};
+use crate::commands::{Usage, check_stack_name, load, state_dir, state_known, state_view, swift_credentials};
 use crate::ui::{Expected, Progress, Ui};
+use provision::stack::fleet;
+use provision::stack::ownership::{self, Ownership};
 
 /// The stack was left running in Heat when the wait stopped.
 #[derive(Debug, thiserror::Error)]
@@ -68,16 +70,38 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     // Set once the stack is complete, so an interruption says what it stopped.
     let handing_off = std::cell::Cell::new(false);
 
+    let given = Ownership::for_run(
+        &|k| std::env::var(k).ok(),
+        args.ttl.as_deref(),
+        args.ci_url.as_deref(),
+        creds.target().user.as_deref(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(Usage)?;
     let run = async {
         let cloud = connect(&creds, &progress).await?;
         let (existing, found) = tokio::join!(stack::find(&cloud, &name), stack::preflight(&cloud, &loaded.params));
         let (existing, found) = (existing?, found.map_err(input_error)?);
+        // Before anything is made: a create that would run out of quota
+        // halfway is refused with the table.
+        if existing.is_none() && !args.skip_quota_check {
+            let fresh = stack::remembered_floating_ip(&state)?.is_none();
+            let footprint = bundle::exposure::footprint(&loaded.params, fresh);
+            stack::quota::check(&cloud, &footprint, &found).await.map_err(|e| match e {
+                StackError::Quota(q) => anyhow::Error::from(q),
+                other => other.into(),
+            })?;
+        }
+        let owner = match &existing {
+            Some((_, shown)) => given.clone().over(&Ownership::from_tags(&stack::stack_tags(shown))),
+            None => given.clone(),
+        };
         // A preview changes nothing: it uses the floating IP only if this
         // stack already has one.
         let (fip, allocated) = if args.preview {
             (stack::remembered_floating_ip(&state)?, false)
         } else {
-            let (f, new) = stack::floating_ip(&cloud, &state, &found, &name).await?;
+            let (f, new) = stack::floating_ip(&cloud, &state, &found, &name, &owner).await?;
             (Some(f), new)
         };
         if allocated && let Some(f) = &fip {
@@ -111,7 +135,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
         let opts = api::Options {
             timeout_mins: Some(args.timeout),
             rollback: args.rollback,
-            tags: stack::tags_with_ours(&args.tags),
+            tags: stack::tags_with_ours(&args.tags, &owner),
         };
         // Heat enforces the timeout; this wait allows it a little longer to
         // report its own failure.
@@ -136,6 +160,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
             _ => None,
         };
         Ok::<_, anyhow::Error>(Done::Applied {
+            owner,
             handoff,
             outcome: Box::new(outcome),
             fip,
@@ -163,9 +188,9 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     progress.finish();
     match done? {
         Done::Preview { drift, changes, plan } => report_preview(ui, &name, drift.as_deref(), &changes, &plan),
-        Done::Applied { outcome, fip, requests, summary, handoff } => {
+        Done::Applied { outcome, fip, requests, summary, handoff, owner } => {
             let outcome = (*outcome).map_err(|e| stack_error(e, global))?;
-            let done = Finished { handoff: handoff.as_ref(), summary: Some(&summary) };
+            let done = Finished { handoff: handoff.as_ref(), summary: Some(&summary), owner: Some(&owner) };
             report_outcome(ui, global, &outcome, fip.as_ref(), requests, started.elapsed(), done, &state)
         }
     }
@@ -179,6 +204,7 @@ enum Done {
         plan: bundle::exposure::Plan,
     },
     Applied {
+        owner: Ownership,
         handoff: Option<HandOff>,
         outcome: Box<Result<Outcome, StackError>>,
         fip: Option<FloatingIp>,
@@ -230,6 +256,7 @@ async fn hand_off(
 struct Finished<'a> {
     handoff: Option<&'a HandOff>,
     summary: Option<&'a bundle::Summary>,
+    owner: Option<&'a Ownership>,
 }
 
 /// Names the cloud does not have, and templates Heat refuses, are bad
@@ -374,6 +401,7 @@ fn report_outcome(
         "requests": requests,
         "state_dir": state.path(),
         "bundle": summary,
+        "ownership": done.owner,
         "retry": (!o.ok).then(|| again(global, "")),
         "remove": (!o.ok).then(|| again(global, "destroy")),
         "warnings": ui.warnings(),
@@ -558,6 +586,158 @@ pub fn logs(global: &Global, ui: &mut Ui, args: &LogsArgs) -> Result<()> {
 /// `provision destroy`: the stack, then the floating IP this tool made.
 /// Only a stack provision made (tagged [`stack::OUR_TAG`]) unless
 /// `--force`; on a terminal only after a yes.
+/// The credentials alone, for the commands about the whole project: from
+/// the env files when given, else clouds.yaml or the OS_* variables.
+fn project_credentials(global: &Global, ui: &mut Ui) -> Result<credentials::Credentials> {
+    let given = if global.env.is_empty() {
+        let req = credentials::Request {
+            os_cloud: global.os_cloud.clone(),
+            cacert: global.os_cacert.clone(),
+            insecure: global.insecure,
+        };
+        let resolved = credentials::resolve(&req, &|k| std::env::var(k).ok(), &Default::default())
+            .map_err(|p| InputError(vec![p]))?;
+        for w in &resolved.warnings {
+            ui.warn(w);
+        }
+        resolved.credentials
+    } else {
+        load(global, ui)?.credentials
+    };
+    Ok(need_credentials(&given, ui)?)
+}
+
+/// One line of `provision list`.
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    stack: &'a ownership::StackSeen,
+    #[serde(flatten)]
+    ownership: Ownership,
+    expired: bool,
+    age_seconds: Option<i64>,
+    floating_ip: Option<&'a str>,
+}
+
+/// `provision list`: the stacks provision made in the project.
+pub fn list(global: &Global, args: &ListArgs, ui: &mut Ui) -> Result<()> {
+    let creds = project_credentials(global, ui)?;
+    let progress = Progress::new();
+    let (stacks, fips) = runtime()?.block_on(async {
+        let cloud = connect(&creds, &progress).await?;
+        Ok::<_, anyhow::Error>(fleet::survey(&cloud).await?)
+    })?;
+    progress.finish();
+    let now = time::OffsetDateTime::now_utc();
+    let shown: Vec<Listed> = stacks
+        .iter()
+        .map(|s| {
+            let own = s.ownership();
+            Listed {
+                stack: s,
+                expired: own.expired(now),
+                ownership: own,
+                age_seconds: s.created.map(|c| (now - c).whole_seconds()),
+                floating_ip: fips.iter().find(|f| f.stack() == Some(s.name.as_str())).map(|f| f.address.as_str()),
+            }
+        })
+        .filter(|l| args.tags.iter().all(|t| l.stack.tags.contains(t)))
+        .filter(|l| args.owner.as_ref().is_none_or(|o| l.ownership.owner.as_ref() == Some(o)))
+        .filter(|l| !args.expired || l.expired)
+        .filter(|l| !args.failed || l.stack.status.ends_with("_FAILED"))
+        .collect();
+    let mut text = String::new();
+    if shown.is_empty() {
+        text.push_str("No stacks made by provision here (with these filters).\n");
+    } else {
+        let rows: Vec<[String; 6]> = shown
+            .iter()
+            .map(|l| {
+                let age = l.age_seconds.map_or("-".into(), |a| short_span(a.max(0) as u64));
+                let expires = match l.ownership.expires {
+                    Some(e) if l.expired => format!("expired {}", ownership::rfc3339(e)),
+                    Some(e) => ownership::rfc3339(e),
+                    None => "-".into(),
+                };
+                [
+                    l.stack.name.clone(),
+                    l.stack.status.clone(),
+                    l.ownership.owner.clone().unwrap_or_else(|| "-".into()),
+                    age,
+                    expires,
+                    l.floating_ip.unwrap_or("-").to_string(),
+                ]
+            })
+            .collect();
+        let head = ["NAME", "STATUS", "OWNER", "AGE", "EXPIRES", "FLOATING IP"].map(str::to_string);
+        let widths: Vec<usize> =
+            (0..6).map(|i| rows.iter().chain(std::iter::once(&head)).map(|r| r[i].len()).max().unwrap_or(0)).collect();
+        for r in std::iter::once(&head).chain(&rows) {
+            let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            text.push_str(cells.join("  ").trim_end());
+            text.push('\n');
+        }
+    }
+    ui.human(&text);
+    ui.json(&serde_json::json!({"ok": true, "command": "list", "stacks": shown, "warnings": ui.warnings()}));
+    Ok(())
+}
+
+/// `90 s`, `12 min`, `3 h`, `2 d`.
+fn short_span(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86400),
+    }
+}
+
+/// `provision gc`: what CI left behind, judged, and with --yes deleted.
+pub fn gc(global: &Global, args: &GcArgs, ui: &mut Ui) -> Result<()> {
+    let grace = ownership::parse_ttl(&args.grace).map_err(|e| Usage(format!("--grace: {e}")))?;
+    let creds = project_credentials(global, ui)?;
+    let progress = Progress::new();
+    let plan = runtime()?.block_on(async {
+        let cloud = connect(&creds, &progress).await?;
+        let ((stacks, fips), names) =
+            tokio::try_join!(async { fleet::survey(&cloud).await.map_err(anyhow::Error::from) }, async {
+                fleet::all_stack_names(&cloud).await.map_err(anyhow::Error::from)
+            })?;
+        let mut plan = fleet::plan(&stacks, &fips, &names, time::OffsetDateTime::now_utc(), grace);
+        if args.yes {
+            fleet::carry_out(&cloud, &mut plan, &fips, Duration::from_secs(args.timeout * 60), &progress).await;
+        }
+        Ok::<_, anyhow::Error>(plan)
+    })?;
+    progress.finish();
+    let mut text = String::new();
+    for j in &plan {
+        let (word, why) = match &j.verdict {
+            ownership::Verdict::Delete(w) => (if args.yes { "delete" } else { "would delete" }, w),
+            ownership::Verdict::Mark(w) => (if args.yes { "mark" } else { "would mark" }, w),
+            ownership::Verdict::Keep(w) => ("keep", w),
+        };
+        let kind = if j.kind == "stack" { "stack" } else { "floating IP" };
+        let result = j.result.as_deref().map(|r| format!(" → {r}")).unwrap_or_default();
+        text.push_str(&format!("{word:<12} {kind} {}: {why}{result}\n", j.name));
+    }
+    if plan.is_empty() {
+        text.push_str("Nothing of provision's here.\n");
+    }
+    if !args.yes && plan.iter().any(|j| !matches!(j.verdict, ownership::Verdict::Keep(_))) {
+        text.push_str("Nothing was changed; run with --yes to do it.\n");
+    }
+    let errors: Vec<&fleet::Judged> = plan
+        .iter()
+        .filter(|j| j.result.as_deref().is_some_and(|r| r.starts_with("error") || r.contains("FAILED")))
+        .collect();
+    ui.human(&text);
+    ui.json(&serde_json::json!({"ok": errors.is_empty(), "command": "gc", "dry_run": !args.yes, "items": plan,
+        "warnings": ui.warnings()}));
+    if errors.is_empty() { Ok(()) } else { Err(anyhow!("gc could not remove {} of them; see above", errors.len())) }
+}
+
 pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
     let started = Instant::now();
     let (name, given) = load_for_name(global, ui)?;
@@ -719,7 +899,9 @@ fn load_for_name(global: &Global, ui: &mut Ui) -> Result<(String, Option<credent
         for w in &resolved.warnings {
             ui.warn(w);
         }
-        return Ok((name.clone(), resolved.credentials));
+        let name = crate::commands::suffixed(name, global.name_suffix.as_deref());
+        check_stack_name(&name)?;
+        return Ok((name, resolved.credentials));
     }
     let loaded = load(global, ui)?;
     Ok((loaded.stack_name, loaded.credentials))
@@ -743,6 +925,7 @@ pub fn again(global: &Global, sub: &str) -> String {
         }
     };
     flag("--name", global.name.clone());
+    flag("--name-suffix", global.name_suffix.clone());
     flag("--os-cloud", global.os_cloud.clone());
     flag("--state-dir", global.state_dir.as_ref().map(|p| p.display().to_string()));
     flag("--templates", global.templates.as_ref().map(|p| p.display().to_string()));
@@ -753,6 +936,7 @@ pub fn again(global: &Global, sub: &str) -> String {
 fn again_named(global: &Global, sub: &str, name: &str) -> String {
     let mut other = global.clone();
     other.name = Some(name.to_string());
+    other.name_suffix = None;
     again(&other, sub)
 }
 

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
                 err.downcast_ref::<provision::bundle::BundleError>(),
                 Some(provision::bundle::BundleError::UserDataTooLarge(_))
             );
+            let quota = err.downcast_ref::<provision::stack::quota::QuotaError>();
             let usage = err.downcast_ref::<commands::Usage>().is_some()
                 || matches!(
                     err.downcast_ref::<provision::stack::CloudError>(),
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
                 (Some(_), _) => (EXIT_BAD_INPUT, "input"),
                 _ if usage => (EXIT_BAD_INPUT, "usage"),
                 _ if too_large => (EXIT_BAD_INPUT, "input"),
+                _ if quota.is_some() => (EXIT_BAD_INPUT, "quota"),
                 (None, Some(s)) if s.interrupted => (EXIT_INTERRUPTED, "interrupted"),
                 (None, Some(_)) => (EXIT_TIMED_OUT, "timeout"),
                 // `provision ssh` exits as the remote command did.
@@ -62,7 +64,11 @@ fn main() -> ExitCode {
                     })
                     .collect::<Vec<_>>()
             });
-            ui.json(&error_json(code, kind, &message, problems, ui.warnings()));
+            let mut json = error_json(code, kind, &message, problems, ui.warnings());
+            if let Some(q) = quota {
+                json["quota"] = serde_json::json!(q.0);
+            }
+            ui.json(&json);
             ExitCode::from(code)
         }
     }

@@ -536,6 +536,9 @@ fn every_command_has_help_with_examples_and_the_cli_makes_man_and_completions() 
         &["man", "--help"],
         &["ssh", "--help"],
         &["handoff", "--help"],
+        &["list", "--help"],
+        &["gc", "--help"],
+        &["clouds", "--help"],
     ] {
         let o = provision(dir.path()).args(cmd).output().unwrap();
         assert!(o.status.success());

@@ -127,6 +127,52 @@ pub fn plan(params: &Params, floating_ip: Option<&FloatingIp>) -> Plan {
     Plan { open, creates }
 }
 
+/// What a create takes of the project's quotas, besides what the flavors
+/// decide (cores and RAM, which need the cloud's flavor list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Footprint {
+    pub servers: u64,
+    pub floating_ips: u64,
+    pub ports: u64,
+    pub networks: u64,
+    pub subnets: u64,
+    pub routers: u64,
+    pub security_groups: u64,
+    pub security_group_rules: u64,
+    pub volumes: u64,
+    pub volume_gb: u64,
+}
+
+/// Neutron adds an IPv4 and an IPv6 egress rule to every new group.
+const DEFAULT_EGRESS_RULES: u64 = 2;
+
+pub fn footprint(params: &Params, new_floating_ip: bool) -> Footprint {
+    let create = matches!(params.network, Network::Create { .. });
+    let workers = params.workers.count;
+    // The manager's group: ICMP and its public ports (and the cache's
+    // outside rule); the workers': ICMP; and the rules between them.
+    let rules = 1
+        + PUBLIC.len() as u64
+        + u64::from(params.cache_allowed_cidr.is_some())
+        + 1
+        + super::SWARM_RULES.len() as u64
+        + 2 * DEFAULT_EGRESS_RULES;
+    Footprint {
+        servers: 1 + workers,
+        floating_ips: u64::from(new_floating_ip),
+        // One per server; a new network adds the router's interface and
+        // Neutron's DHCP port.
+        ports: 1 + workers + if create { 2 } else { 0 },
+        networks: u64::from(create),
+        subnets: u64::from(create),
+        routers: u64::from(create),
+        security_groups: 2,
+        security_group_rules: rules,
+        volumes: u64::from(params.volume_size > 0),
+        volume_gb: params.volume_size,
+    }
+}
+
 impl Plan {
     /// The plan as lines for a terminal, with how to widen the cache.
     pub fn text(&self) -> String {

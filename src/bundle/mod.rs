@@ -126,7 +126,7 @@ pub struct Summary {
 
 /// Security group rules between the roles: swarm's own ports, the cache for
 /// the workers, and SSH from the manager to workers (the jump host).
-struct Rule {
+pub(crate) struct Rule {
     name: &'static str,
     group: &'static str,
     from: &'static str,
@@ -134,7 +134,7 @@ struct Rule {
     port: u16,
 }
 
-const SWARM_RULES: &[Rule] = &[
+pub(crate) const SWARM_RULES: &[Rule] = &[
     Rule {
         name: "manager_from_workers_swarm_api",
         group: "manager_security_group",
@@ -655,5 +655,50 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    /// The quota footprint counts what the rendered template makes.
+    #[test]
+    fn the_footprint_is_what_the_template_makes() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("env.yml");
+        for (extra, new_fip) in [("", true), ("  cache_allowed_cidr: 192.0.2.0/24\n  private_network: shared\n", false)]
+        {
+            std::fs::write(
+                &env,
+                format!(
+                    "parameters:\n  hostname: reg\n  domain: example.com\n  server_key: k\n  server_flavor: f\n  \
+                     server_image: i\n  fip_network: public\n  worker_count: 3\n{extra}"
+                ),
+            )
+            .unwrap();
+            let params = Params::load(std::slice::from_ref(&env)).unwrap();
+            let shape = Shape {
+                fqdn: "reg.example.com",
+                volume: true,
+                existing_network: matches!(params.network, Network::Existing(_)),
+                format: params.node_config,
+            };
+            let (template, _) = heat_templates(&render::Templates::load(None).unwrap(), &shape).unwrap();
+            let t: Value = serde_saphyr::from_str(&template).unwrap();
+            let resources = t["resources"].as_object().unwrap();
+            let of = |kind: &str| resources.values().filter(|r| r["type"] == kind).collect::<Vec<_>>();
+            let inline: usize = of("OS::Neutron::SecurityGroup")
+                .iter()
+                .map(|g| g["properties"]["rules"].as_array().unwrap().len())
+                .sum();
+            let separate = of("OS::Neutron::SecurityGroupRule")
+                .iter()
+                .filter(|r| r["condition"] != "cache_open" || params.cache_allowed_cidr.is_some())
+                .count();
+            let f = exposure::footprint(&params, new_fip);
+            let groups = of("OS::Neutron::SecurityGroup").len() as u64;
+            assert_eq!(f.security_groups, groups);
+            assert_eq!(f.security_group_rules, (inline + separate) as u64 + 2 * groups, "{extra}");
+            assert_eq!(f.networks, of("OS::Neutron::Net").len() as u64);
+            assert_eq!(f.routers, of("OS::Neutron::Router").len() as u64);
+            assert_eq!(f.servers, 4);
+            assert_eq!(f.floating_ips, u64::from(new_fip));
+        }
     }
 }

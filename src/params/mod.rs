@@ -116,6 +116,39 @@ impl Params {
             .unwrap_or_else(|| Where::file(self.files.last().map_or(Path::new("<env>"), |p| p.as_path())))
     }
 
+    /// Makes the hostname `hostname-SUFFIX`, for parallel stacks of one env
+    /// file. The suffix is a DNS label's tail, and every server name of the
+    /// stack (the manager's is the hostname, a worker's
+    /// `hostname-worker-N`) stays within 53 characters.
+    pub fn with_name_suffix(&mut self, suffix: &str, at: &Path) -> Result<(), Problem> {
+        const SERVER_NAME_MAX: usize = 53;
+        let bad = |why: String| {
+            Problem::new(Where::file(at), why)
+                .hint("a suffix has lower-case letters, digits and inner hyphens, such as a CI job number: ci-4711")
+        };
+        let ok = !suffix.is_empty()
+            && suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !suffix.starts_with('-')
+            && !suffix.ends_with('-');
+        if !ok {
+            return Err(bad(format!("`{}` cannot end a host name", error::echo(suffix))));
+        }
+        let hostname = format!("{}-{suffix}", self.hostname);
+        let last_worker = self.workers.count.saturating_sub(1);
+        let longest =
+            if self.workers.count > 0 { format!("{hostname}-worker-{last_worker}") } else { hostname.clone() };
+        if longest.len() > SERVER_NAME_MAX {
+            let room = SERVER_NAME_MAX.saturating_sub(longest.len() - suffix.len());
+            return Err(bad(format!(
+                "with it the server name {longest} is {} characters, over {SERVER_NAME_MAX}; this env file leaves \
+                 room for a suffix of {room}",
+                longest.len()
+            )));
+        }
+        self.hostname = hostname;
+        Ok(())
+    }
+
     /// Reads, merges and checks the environment files.
     pub fn load(paths: &[PathBuf]) -> Result<Params, InputError> {
         let mut problems = Vec::new();
@@ -444,6 +477,23 @@ mod tests {
         assert_eq!(seed.node_config, NodeConfigFormat::CloudConfig, "the seed's format");
         // The local cloud's nodes boot (dev/boot), so it hands off too.
         assert!(load(&["examples/env_params.yml", "env/local-cloud.yml"]).handoff);
+    }
+
+    #[test]
+    fn a_name_suffix_makes_a_new_hostname_within_server_name_limits() {
+        let mut p = load(&["examples/env_params.yml"]);
+        p.with_name_suffix("ci-4711", Path::new("--name-suffix")).unwrap();
+        assert_eq!(p.hostname, "myhost-ci-4711");
+        assert_eq!(p.fqdn(), "myhost-ci-4711.mydomain.com");
+        for bad in ["CI", "-x", "x-", "a_b", "", "ä"] {
+            let e = load(&["examples/env_params.yml"]).with_name_suffix(bad, Path::new("--name-suffix")).unwrap_err();
+            assert!(e.message.contains("cannot end a host name"), "{bad}: {}", e.message);
+        }
+        let mut p = load(&["examples/env_params.yml"]);
+        p.workers.count = 100;
+        let e = p.with_name_suffix(&"x".repeat(40), Path::new("--name-suffix")).unwrap_err();
+        assert!(e.message.contains("room for a suffix of 36"), "{}", e.message);
+        assert_eq!(p.hostname, "myhost", "unchanged when refused");
     }
 
     #[test]

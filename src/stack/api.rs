@@ -152,6 +152,11 @@ pub mod heat {
         Call::new(Method::GET, Service::Orchestration, "stacks").query("limit", 1000)
     }
 
+    /// The project's stacks that carry `tag`.
+    pub fn list_tagged(tag: &str) -> Call {
+        list().query("tags", tag)
+    }
+
     /// Heat answers a name with a redirect to `stacks/NAME/ID`, or 404.
     pub fn find(name: &str) -> Call {
         Call::new(Method::GET, Service::Orchestration, format!("stacks/{name}"))
@@ -236,8 +241,9 @@ pub mod heat {
 pub mod lookup {
     use super::*;
 
+    /// With their vCPUs and RAM, for the quota check.
     pub fn flavors() -> Call {
-        Call::new(Method::GET, Service::Compute, "flavors")
+        Call::new(Method::GET, Service::Compute, "flavors/detail")
     }
 
     pub fn keypairs() -> Call {
@@ -261,6 +267,11 @@ pub mod nova {
         Call::new(Method::GET, Service::Compute, "servers/detail")
     }
 
+    /// The project's compute limits and what it uses of them.
+    pub fn limits() -> Call {
+        Call::new(Method::GET, Service::Compute, "limits")
+    }
+
     /// The last `lines` lines of a server's console.
     pub fn console_log(server_id: &str, lines: u32) -> Call {
         Call::new(Method::POST, Service::Compute, format!("servers/{server_id}/action"))
@@ -282,6 +293,21 @@ pub mod neutron {
 
     pub fn delete_floating_ip(id: &str) -> Call {
         Call::new(Method::DELETE, Service::Network, format!("v2.0/floatingips/{id}"))
+    }
+
+    /// The project's floating IPs; ours are told apart by tag or description.
+    pub fn floating_ips() -> Call {
+        Call::new(Method::GET, Service::Network, "v2.0/floatingips")
+    }
+
+    /// Replaces a floating IP's tags.
+    pub fn set_tags(id: &str, tags: &[String]) -> Call {
+        Call::new(Method::PUT, Service::Network, format!("v2.0/floatingips/{id}/tags")).body(json!({"tags": tags}))
+    }
+
+    /// Limit, use and reservations of each network resource of a project.
+    pub fn quota_details(project_id: &str) -> Call {
+        Call::new(Method::GET, Service::Network, format!("v2.0/quotas/{project_id}/details"))
     }
 }
 

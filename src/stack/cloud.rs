@@ -215,6 +215,11 @@ impl Cloud {
         })
     }
 
+    /// The project the token is scoped to.
+    pub fn project_id(&self) -> Option<String> {
+        self.os.get_auth_info()?.token.project?.id
+    }
+
     /// Requests sent so far, retries included.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)

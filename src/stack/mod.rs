@@ -9,7 +9,9 @@
 pub mod api;
 pub mod cloud;
 pub mod events;
+pub mod fleet;
 pub mod ownership;
+pub mod quota;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -47,6 +49,8 @@ pub enum StackError {
     Busy { name: String, status: String },
     #[error("gave up waiting after {waited:?}; stack {name} is still {status} in Heat")]
     Timeout { name: String, status: String, waited: Duration },
+    #[error(transparent)]
+    Quota(quota::QuotaError),
     #[error("{0}")]
     Unexpected(String),
 }
@@ -98,10 +102,12 @@ pub async fn find(cloud: &Cloud, name: &str) -> Result<Option<(StackRef, Value)>
 /// own stacks from the others in the project.
 pub const OUR_TAG: &str = "provision";
 
-/// The tags a create or update sends: ours first, then the operator's.
-pub fn tags_with_ours(given: &[String]) -> Vec<String> {
+/// The tags a create or update sends: ours first, then who owns the stack
+/// until when, then the operator's (whose look-alikes of ours are dropped).
+pub fn tags_with_ours(given: &[String], owner: &ownership::Ownership) -> Vec<String> {
     let mut tags = vec![OUR_TAG.to_string()];
-    tags.extend(given.iter().filter(|t| *t != OUR_TAG).cloned());
+    tags.extend(owner.tags(ownership::HEAT_TAG_MAX));
+    tags.extend(given.iter().filter(|t| *t != OUR_TAG && !ownership::is_ownership_tag(t)).cloned());
     tags
 }
 
@@ -128,6 +134,22 @@ pub async fn stack_names(cloud: &Cloud) -> Result<Vec<String>, CloudError> {
 #[derive(Debug, Clone)]
 pub struct Found {
     pub fip_network_id: String,
+    pub manager_flavor: FlavorSize,
+    pub worker_flavor: FlavorSize,
+}
+
+/// What a flavor takes of the cores and RAM quotas.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlavorSize {
+    pub vcpus: u64,
+    pub ram_mb: u64,
+}
+
+fn flavor_size(flavors: &Value, wanted: &str) -> FlavorSize {
+    let list = flavors.get("flavors").and_then(Value::as_array).cloned().unwrap_or_default();
+    let f = list.iter().find(|f| f["id"] == wanted || f["name"] == wanted);
+    f.map(|f| FlavorSize { vcpus: f["vcpus"].as_u64().unwrap_or(0), ram_mb: f["ram"].as_u64().unwrap_or(0) })
+        .unwrap_or_default()
 }
 
 /// Every name the environment files give is looked up before anything is
@@ -199,7 +221,11 @@ pub async fn preflight(cloud: &Cloud, params: &Params) -> Result<Found, StackErr
         .find(|(id, name)| *id == params.fip_network || *name == params.fip_network)
         .map(|(id, _)| id.clone())
         .unwrap_or_default();
-    Ok(Found { fip_network_id })
+    Ok(Found {
+        fip_network_id,
+        manager_flavor: flavor_size(&flavors, &params.server_flavor),
+        worker_flavor: flavor_size(&flavors, &params.workers.flavor),
+    })
 }
 
 /// The manager's floating IP: the one this stack already has (kept in its
@@ -210,16 +236,23 @@ pub async fn floating_ip(
     state: &StateDir,
     found: &Found,
     stack_name: &str,
+    owner: &ownership::Ownership,
 ) -> Result<(FloatingIp, bool), StackError> {
+    // Tagged on every run, so a new expiry reaches it too; a run killed
+    // before the tags are set leaves the description, which `gc` reads.
+    let tag = |fip: FloatingIp, new: bool| async move {
+        cloud.send(&neutron::set_tags(&fip.id, &fleet::floating_ip_tags(stack_name, owner))).await?;
+        Ok::<_, StackError>((fip, new))
+    };
     if let Some(fip) = remembered_floating_ip(state)? {
         match cloud.send(&neutron::floating_ip(&fip.id)).await {
-            Ok(_) => return Ok((fip, false)),
+            Ok(_) => return tag(fip, false).await,
             Err(e) if e.status() == Some(404) => {}
             Err(e) => return Err(e.into()),
         }
     }
     let v = cloud
-        .send(&neutron::create_floating_ip(&found.fip_network_id, &format!("provision: manager of stack {stack_name}")))
+        .send(&neutron::create_floating_ip(&found.fip_network_id, &format!("{}{stack_name}", fleet::FIP_DESCRIPTION)))
         .await?;
     let f = v.get("floatingip").unwrap_or(&Value::Null);
     let id = f.get("id").and_then(Value::as_str);
@@ -231,7 +264,7 @@ pub async fn floating_ip(
     };
     let fip = FloatingIp { id: id.to_string(), address };
     state.write(FLOATING_IP_FILE, &floating_ip_json(&fip), Mode::Public)?;
-    Ok((fip, true))
+    tag(fip, true).await
 }
 
 pub fn remembered_floating_ip(state: &StateDir) -> Result<Option<FloatingIp>, StateError> {
@@ -709,8 +742,15 @@ mod tests {
 
     #[test]
     fn our_tag_comes_first_once_and_is_read_back_from_a_show() {
-        assert_eq!(tags_with_ours(&[]), ["provision"]);
-        assert_eq!(tags_with_ours(&["ci".into(), "provision".into(), "x".into()]), ["provision", "ci", "x"]);
+        let none = ownership::Ownership::default();
+        assert_eq!(tags_with_ours(&[], &none), ["provision"]);
+        assert_eq!(tags_with_ours(&["ci".into(), "provision".into(), "x".into()], &none), ["provision", "ci", "x"]);
+        let owner = ownership::Ownership { owner: Some("ana".into()), ..Default::default() };
+        assert_eq!(
+            tags_with_ours(&["provision-owner=eve".into(), "x".into()], &owner),
+            ["provision", "provision-owner=ana", "x"],
+            "a --tag cannot pass for ownership"
+        );
         let shown = serde_json::json!({"stack": {"tags": ["ci", "provision"]}});
         assert_eq!(stack_tags(&shown), ["ci", "provision"]);
         assert!(stack_tags(&serde_json::json!({"stack": {"tags": null}})).is_empty());

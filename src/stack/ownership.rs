@@ -61,9 +61,10 @@ impl Ownership {
     }
 
     /// A re-run keeps what the stack already says unless told otherwise.
+    /// The owner stays who made the stack.
     pub fn over(self, before: &Ownership) -> Ownership {
         Ownership {
-            owner: self.owner.or_else(|| before.owner.clone()),
+            owner: before.owner.clone().or(self.owner),
             expires: self.expires.or(before.expires),
             ci: self.ci.or_else(|| before.ci.clone()),
         }
@@ -71,6 +72,42 @@ impl Ownership {
 
     pub fn expired(&self, now: OffsetDateTime) -> bool {
         self.expires.is_some_and(|e| e <= now)
+    }
+}
+
+impl Ownership {
+    /// A deploy's facts from its flags and environment: the owner is
+    /// PROVISION_OWNER, else the CI's user (GitLab, GitHub), else the cloud
+    /// user; the CI job is `ci_url`, else CI_JOB_URL, else GitHub's run.
+    pub fn for_run(
+        var: &dyn Fn(&str) -> Option<String>,
+        ttl: Option<&str>,
+        ci_url: Option<&str>,
+        cloud_user: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Ownership, String> {
+        let var = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+        let expires = match ttl {
+            Some(t) => {
+                let span = parse_ttl(t).map_err(|e| format!("--ttl: {e}"))?;
+                Some(now + time::Duration::try_from(span).map_err(|_| format!("--ttl `{t}` is too long"))?)
+            }
+            None => None,
+        };
+        let owner = var("PROVISION_OWNER")
+            .or_else(|| var("GITLAB_USER_LOGIN").map(|u| format!("gitlab:{u}")))
+            .or_else(|| var("GITHUB_ACTOR").map(|u| format!("github:{u}")))
+            .or_else(|| cloud_user.map(str::to_string));
+        let github_run = || {
+            Some(format!(
+                "{}/{}/actions/runs/{}",
+                var("GITHUB_SERVER_URL")?,
+                var("GITHUB_REPOSITORY")?,
+                var("GITHUB_RUN_ID")?
+            ))
+        };
+        let ci = ci_url.map(str::to_string).or_else(|| var("CI_JOB_URL")).or_else(github_run);
+        Ok(Ownership { owner, expires, ci })
     }
 }
 
@@ -255,11 +292,40 @@ mod tests {
     #[test]
     fn a_rerun_keeps_the_stacks_facts_unless_given_new_ones() {
         let before = Ownership { owner: Some("ana".into()), expires: Some(at("2026-12-05T14:00:00Z")), ci: None };
-        let now = Ownership { owner: None, expires: Some(at("2026-12-06T00:00:00Z")), ci: Some("job".into()) };
+        let now =
+            Ownership { owner: Some("bo".into()), expires: Some(at("2026-12-06T00:00:00Z")), ci: Some("job".into()) };
         let merged = now.over(&before);
-        assert_eq!(merged.owner.as_deref(), Some("ana"));
+        assert_eq!(merged.owner.as_deref(), Some("ana"), "the maker stays the owner");
         assert_eq!(merged.expires, Some(at("2026-12-06T00:00:00Z")));
         assert_eq!(merged.ci.as_deref(), Some("job"));
+    }
+
+    #[test]
+    fn a_runs_facts_come_from_flags_then_ci_variables_then_the_cloud_user() {
+        let now = at("2026-12-05T12:00:00Z");
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let plain = Ownership::for_run(&env(&[]), None, None, Some("demo"), now).unwrap();
+        assert_eq!(plain, Ownership { owner: Some("demo".into()), expires: None, ci: None });
+        let gitlab = env(&[("GITLAB_USER_LOGIN", "ana"), ("CI_JOB_URL", "https://gl/p/-/jobs/7")]);
+        let o = Ownership::for_run(&gitlab, Some("2h"), None, Some("demo"), now).unwrap();
+        assert_eq!(o.owner.as_deref(), Some("gitlab:ana"));
+        assert_eq!(o.expires, Some(at("2026-12-05T14:00:00Z")));
+        assert_eq!(o.ci.as_deref(), Some("https://gl/p/-/jobs/7"));
+        let github = env(&[
+            ("GITHUB_ACTOR", "bo"),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_REPOSITORY", "org/repo"),
+            ("GITHUB_RUN_ID", "42"),
+            ("PROVISION_OWNER", "team-a"),
+        ]);
+        let o = Ownership::for_run(&github, None, None, None, now).unwrap();
+        assert_eq!(o.owner.as_deref(), Some("team-a"));
+        assert_eq!(o.ci.as_deref(), Some("https://github.com/org/repo/actions/runs/42"));
+        let o = Ownership::for_run(&github, None, Some("https://ci/x"), None, now).unwrap();
+        assert_eq!(o.ci.as_deref(), Some("https://ci/x"));
+        assert!(Ownership::for_run(&env(&[]), Some("0s"), None, None, now).unwrap_err().starts_with("--ttl"));
     }
 
     #[test]

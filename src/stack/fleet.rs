@@ -1,0 +1,254 @@
+//! The stacks provision made in a project, all at once: what `list` shows
+//! and what `gc` acts on. The decisions are [`super::ownership`]'s plain
+//! functions; here are the requests around them.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::api::{heat, neutron};
+use super::cloud::{Cloud, CloudError};
+use super::events::StackRef;
+use super::ownership::{self, FloatingIpSeen, StackSeen, Verdict};
+use super::{OUR_TAG, StackError, Watch};
+
+/// How a floating IP provision allocated describes itself; also how one
+/// is known as ours when a run was killed before it could tag it.
+pub const FIP_DESCRIPTION: &str = "provision: manager of stack ";
+
+fn parse_time(v: Option<&Value>) -> Option<OffsetDateTime> {
+    let s = v?.as_str()?;
+    let s = if s.ends_with('Z') || s.contains('+') { s.to_string() } else { format!("{s}Z") };
+    OffsetDateTime::parse(&s, &Rfc3339).ok()
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::String(t)) => t.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Heat's list of the stacks tagged as provision's.
+pub fn stacks_from(v: &Value) -> Vec<StackSeen> {
+    let list = v.get("stacks").and_then(Value::as_array).cloned().unwrap_or_default();
+    list.iter()
+        .map(|s| {
+            let text = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            StackSeen {
+                name: text("stack_name"),
+                id: text("id"),
+                status: text("stack_status"),
+                tags: strings(s.get("tags")),
+                created: parse_time(s.get("creation_time")),
+            }
+        })
+        .filter(StackSeen::ours)
+        .collect()
+}
+
+/// Neutron's floating IPs that provision allocated: tagged, or (a run
+/// killed between the allocation and the tagging) described as such.
+pub fn floating_ips_from(v: &Value) -> Vec<FloatingIpSeen> {
+    let list = v.get("floatingips").and_then(Value::as_array).cloned().unwrap_or_default();
+    list.iter()
+        .filter_map(|f| {
+            let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let mut tags = strings(f.get("tags"));
+            let described = text("description").strip_prefix(FIP_DESCRIPTION).map(str::to_string);
+            if !tags.iter().any(|t| t == OUR_TAG) {
+                let stack = described?;
+                tags = vec![OUR_TAG.to_string(), format!("{}{stack}", ownership::STACK)];
+            }
+            Some(FloatingIpSeen {
+                id: text("id"),
+                address: text("floating_ip_address"),
+                tags,
+                attached: f.get("port_id").is_some_and(|p| !p.is_null()),
+                created: parse_time(f.get("created_at")),
+            })
+        })
+        .collect()
+}
+
+/// provision's stacks and floating IPs in the project, as they are now.
+pub async fn survey(cloud: &Cloud) -> Result<(Vec<StackSeen>, Vec<FloatingIpSeen>), CloudError> {
+    let (list, ips) = (heat::list_tagged(OUR_TAG), neutron::floating_ips());
+    let (stacks, fips) = tokio::join!(cloud.send(&list), cloud.send(&ips));
+    Ok((stacks_from(&stacks?), floating_ips_from(&fips?)))
+}
+
+/// The tags a floating IP of `stack` carries.
+pub fn floating_ip_tags(stack: &str, owner: &ownership::Ownership) -> Vec<String> {
+    let mut tags = vec![OUR_TAG.to_string(), format!("{}{stack}", ownership::STACK)];
+    tags.extend(owner.tags(ownership::NEUTRON_TAG_MAX));
+    tags
+}
+
+/// One thing `gc` looked at, what it decided and what came of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Judged {
+    pub kind: &'static str,
+    pub name: String,
+    pub id: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// With `--yes`: what happened (`deleted`, `marked`, or the error).
+    pub result: Option<String>,
+}
+
+/// What `gc` decides about everything it sees: stacks first; the floating
+/// IPs of the stacks it deletes go with them.
+pub fn plan(
+    stacks: &[StackSeen],
+    fips: &[FloatingIpSeen],
+    every_stack_name: &HashSet<String>,
+    now: OffsetDateTime,
+    grace: Duration,
+) -> Vec<Judged> {
+    let mut out = Vec::new();
+    let mut going = HashSet::new();
+    for s in stacks {
+        let verdict = ownership::judge_stack(s, now);
+        if matches!(verdict, Verdict::Delete(_)) {
+            going.insert(s.name.clone());
+        }
+        out.push(Judged { kind: "stack", name: s.name.clone(), id: s.id.clone(), verdict, result: None });
+    }
+    for f in fips {
+        let verdict = match f.stack() {
+            Some(stack) if going.contains(stack) => Verdict::Delete(format!("its stack {stack} is deleted now")),
+            _ => ownership::judge_floating_ip(f, every_stack_name, now, grace),
+        };
+        out.push(Judged { kind: "floating_ip", name: f.address.clone(), id: f.id.clone(), verdict, result: None });
+    }
+    out
+}
+
+/// Carries out a plan: deletes the stacks (a `DELETE_FAILED` is tried
+/// again with backoff), then the floating IPs, then marks the ones seen
+/// without their stack for the first time.
+pub async fn carry_out(
+    cloud: &Cloud,
+    plan: &mut [Judged],
+    fips: &[FloatingIpSeen],
+    deadline: Duration,
+    watch: &dyn Watch,
+) {
+    const TRIES: u32 = 3;
+    for j in plan.iter_mut().filter(|j| j.kind == "stack" && matches!(j.verdict, Verdict::Delete(_))) {
+        let stack = StackRef { name: j.name.clone(), id: j.id.clone() };
+        let mut result = String::new();
+        for attempt in 1..=TRIES {
+            match super::destroy(cloud, stack.clone(), deadline, watch).await {
+                Ok(o) if o.ok => {
+                    result = "deleted".into();
+                    break;
+                }
+                Ok(o) => result = format!("{}: {}", o.status, super::events::one_line(&o.reason, 200)),
+                Err(e) => result = format!("error: {e}"),
+            }
+            if attempt < TRIES {
+                tokio::time::sleep(Duration::from_secs(5 * u64::from(attempt))).await;
+            }
+        }
+        j.result = Some(result);
+    }
+    let failed_stacks: HashSet<String> = plan
+        .iter()
+        .filter(|j| j.kind == "stack" && j.result.as_deref().is_some_and(|r| r != "deleted"))
+        .map(|j| j.name.clone())
+        .collect();
+    for j in plan.iter_mut().filter(|j| j.kind == "floating_ip") {
+        let Some(f) = fips.iter().find(|f| f.id == j.id) else { continue };
+        j.result = match &j.verdict {
+            // Its stack could not be deleted: the address may still be in use.
+            Verdict::Delete(_) if f.stack().is_some_and(|s| failed_stacks.contains(s)) => {
+                Some("kept: its stack could not be deleted".into())
+            }
+            Verdict::Delete(_) => Some(match cloud.send(&neutron::delete_floating_ip(&f.id)).await {
+                Ok(_) => "deleted".into(),
+                Err(e) if e.status() == Some(404) => "deleted".into(),
+                Err(e) => format!("error: {e}"),
+            }),
+            Verdict::Mark(_) => {
+                let mut tags = f.tags.clone();
+                tags.push(format!("{}{}", ownership::ORPHAN_SINCE, ownership::rfc3339(OffsetDateTime::now_utc())));
+                Some(match cloud.send(&neutron::set_tags(&f.id, &tags)).await {
+                    Ok(_) => "marked".into(),
+                    Err(e) => format!("error: {e}"),
+                })
+            }
+            Verdict::Keep(_) => None,
+        };
+    }
+}
+
+/// Every stack name in the project, provision's or not: a floating IP
+/// whose stack exists under any owner is not an orphan.
+pub async fn all_stack_names(cloud: &Cloud) -> Result<HashSet<String>, StackError> {
+    Ok(super::stack_names(cloud).await?.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn ours_are_told_by_tag_or_by_description() {
+        let v = json!({"floatingips": [
+            {"id": "a", "floating_ip_address": "203.0.113.1", "tags": ["provision", "provision-stack=s1"], "port_id": null,
+             "created_at": "2026-12-05T10:00:00Z", "description": ""},
+            {"id": "b", "floating_ip_address": "203.0.113.2", "tags": [], "port_id": "p",
+             "description": "provision: manager of stack s2"},
+            {"id": "c", "floating_ip_address": "203.0.113.3", "tags": ["team"], "port_id": null, "description": "mine"}
+        ]});
+        let seen = floating_ips_from(&v);
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].stack(), Some("s1"));
+        assert!(!seen[0].attached && seen[0].created.is_some());
+        assert_eq!(seen[1].stack(), Some("s2"));
+        assert!(seen[1].attached);
+        let stacks = stacks_from(&json!({"stacks": [
+            {"stack_name": "x", "id": "1", "stack_status": "CREATE_FAILED", "tags": ["provision"]},
+            {"stack_name": "y", "id": "2", "stack_status": "CREATE_COMPLETE", "tags": null}
+        ]}));
+        assert_eq!(stacks.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["x"]);
+    }
+
+    #[test]
+    fn a_deleted_stacks_floating_ip_goes_with_it_and_others_wait_their_turn() {
+        let now = OffsetDateTime::parse("2026-12-05T12:00:00Z", &Rfc3339).unwrap();
+        let stack = |name: &str, status: &str| StackSeen {
+            name: name.into(),
+            id: format!("id-{name}"),
+            status: status.into(),
+            tags: vec!["provision".into()],
+            created: None,
+        };
+        let fip = |id: &str, stack: &str| FloatingIpSeen {
+            id: id.into(),
+            address: format!("203.0.113.{}", id.len()),
+            tags: vec!["provision".into(), format!("provision-stack={stack}")],
+            attached: true,
+            created: Some(now),
+        };
+        let stacks = [stack("dead", "CREATE_FAILED"), stack("live", "CREATE_COMPLETE")];
+        let names: HashSet<String> = ["dead".into(), "live".into(), "foreign".into()].into();
+        let fips = [fip("f1", "dead"), fip("f22", "live"), fip("f333", "foreign")];
+        let p = plan(&stacks, &fips, &names, now, Duration::from_secs(3600));
+        let verdict = |id: &str| p.iter().find(|j| j.id == id).unwrap().verdict.clone();
+        assert!(matches!(verdict("id-dead"), Verdict::Delete(_)));
+        assert!(matches!(verdict("id-live"), Verdict::Keep(_)));
+        assert!(matches!(verdict("f1"), Verdict::Delete(_)), "attached now, freed by its stack's deletion");
+        assert!(matches!(verdict("f22"), Verdict::Keep(_)));
+        assert!(matches!(verdict("f333"), Verdict::Keep(_)), "a stack of that name exists, whoever made it");
+    }
+}
