@@ -243,12 +243,43 @@ async fn hand_off(
             nodes.manager.public_address,
             nodes.workers.len()
         ));
-        handoff::for_stack(state, &nodes, &stacks, Settings::default(), &|m| progress.step(m)).await
+        let seed = seed_of(params, state)?;
+        handoff::for_stack(state, &nodes, &stacks, seed.as_ref(), Settings::default(), &|m| progress.step(m)).await
     };
     match run.await {
         Ok(r) => HandOff::Formed(Box::new(r)),
         Err(e) => HandOff::Failed(e.to_string()),
     }
+}
+
+/// `seed_images` as the hand-off carries them out: into the private
+/// registry with the stack's login, from `seed_registry` with the login in
+/// PROVISION_SEED_USER / PROVISION_SEED_PASSWORD (never in a file).
+fn seed_of(params: &Params, state: &StateDir) -> Result<Option<handoff::seed::Seed>, handoff::HandoffError> {
+    if params.seed.images.is_empty() {
+        return Ok(None);
+    }
+    let password = state
+        .read_private(bundle::REGISTRY_PASSWORD)
+        .map_err(|e| handoff::HandoffError::Swarm(e.to_string()))?
+        .ok_or_else(|| handoff::HandoffError::Swarm("the registry password is not in the state directory".into()))?;
+    let into = handoff::seed::Login {
+        registry: format!("{}:{}", params.fqdn(), bundle::REGISTRY_PORT),
+        user: params.registry.user.clone(),
+        password: provision::params::Secret::new(password.trim()),
+    };
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let from = params.seed.registry.as_ref().map(|registry| {
+        let login = var("PROVISION_SEED_USER").zip(var("PROVISION_SEED_PASSWORD")).map(|(user, password)| {
+            handoff::seed::Login {
+                registry: registry.clone(),
+                user,
+                password: provision::params::Secret::new(password),
+            }
+        });
+        (registry.clone(), login)
+    });
+    Ok(Some(handoff::seed::Seed { images: params.seed.images.clone(), into, from }))
 }
 
 /// What follows the stack in a deploy's report.
@@ -512,7 +543,8 @@ pub fn outputs(global: &Global, ui: &mut Ui, args: &OutputsArgs) -> Result<()> {
     }
     let Some(key) = &args.key else {
         ui.human(&outputs_text(&o));
-        ui.json(&serde_json::json!({"ok": true, "command": "outputs", "stack": o.stack, "outputs": o.outputs}));
+        ui.json(&serde_json::json!({"ok": true, "command": "outputs", "stack": o.stack, "status": o.status,
+            "tags": o.tags, "ownership": o.ownership, "outputs": o.outputs}));
         return Ok(());
     };
     let Some(value) = o.outputs.get(key) else {

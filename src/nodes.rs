@@ -243,7 +243,7 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
         imixs::write_local(dir, &stacks)?;
     }
     let report =
-        runtime()?.block_on(handoff::form(n, &a.connector, &Waits::default(), &stacks, &|m| progress.line(m)))?;
+        runtime()?.block_on(handoff::form(n, &a.connector, &Waits::default(), &stacks, None, &|m| progress.line(m)))?;
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
     let mut text = if report.changed() {

@@ -569,7 +569,7 @@ fn the_keys_of_a_stacks_node_configs_reach_real_nodes() {
         let nodes = provision::handoff::Nodes::from_inventory_file(&inventory()).unwrap();
         let settings = provision::handoff::ssh::Settings { attempts: 3, ..Default::default() };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(provision::handoff::for_stack(&s, &nodes, &[], settings, &|m| eprintln!("{m}")))
+        rt.block_on(provision::handoff::for_stack(&s, &nodes, &[], None, settings, &|m| eprintln!("{m}")))
     };
     up(None);
     let report = form().unwrap();

@@ -12,6 +12,7 @@
 
 pub mod imixs;
 pub mod keys;
+pub mod seed;
 pub mod ssh;
 pub mod swarm;
 
@@ -69,12 +70,16 @@ pub async fn form(
     connector: &ssh::Connector,
     waits: &swarm::Waits,
     stacks: &[imixs::StackFile],
+    seed: Option<&seed::Seed>,
     notice: &dyn Fn(&str),
 ) -> Result<swarm::Report, HandoffError> {
     let workers: Vec<&str> = nodes.workers.iter().map(|w| w.name.as_str()).collect();
     let fleet = ssh::Fleet::connect(connector, nodes, &workers, notice).await?;
     let result = async {
         let mut report = swarm::converge(&fleet, nodes, waits, notice).await?;
+        if let Some(seed) = seed {
+            report.done.extend(seed::seed(&fleet, &nodes.manager.name, seed, notice).await?);
+        }
         report.done.extend(imixs::deploy(&fleet, &nodes.manager.name, stacks, notice).await?);
         report.stacks = stacks.iter().map(|s| s.name.clone()).collect();
         Ok(report)
@@ -91,6 +96,7 @@ pub async fn for_stack(
     state: &crate::state::StateDir,
     nodes: &Nodes,
     stacks: &[imixs::StackFile],
+    seed: Option<&seed::Seed>,
     settings: ssh::Settings,
     notice: &dyn Fn(&str),
 ) -> Result<swarm::Report, HandoffError> {
@@ -98,7 +104,7 @@ pub async fn for_stack(
     let client = keys::client_key_path(state);
     let key = keys::load_client(&client)?;
     let connector = ssh::Connector::new(nodes, key, &client.display().to_string(), pins, settings);
-    form(nodes, &connector, &swarm::Waits::default(), stacks, notice).await
+    form(nodes, &connector, &swarm::Waits::default(), stacks, seed, notice).await
 }
 
 /// The manager: reached on its public address, advertised on its private one.

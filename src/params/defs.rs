@@ -30,6 +30,8 @@ pub enum Kind {
     User,
     /// `true` or `false` (YAML's booleans, or those words as strings).
     Bool,
+    /// A list of container image references (`redis:7.2-alpine`).
+    Images,
 }
 
 impl Kind {
@@ -47,6 +49,7 @@ impl Kind {
             Kind::Text => "a string".into(),
             Kind::User => "a user name (letters, digits, `._-`; 1-64)".into(),
             Kind::Bool => "true or false".into(),
+            Kind::Images => format!("a list of at most {MAX_IMAGES} image references such as redis:7.2-alpine"),
         }
     }
 }
@@ -69,6 +72,9 @@ const fn req(name: &'static str, kind: Kind, doc: &'static str) -> Def {
 const fn opt(name: &'static str, kind: Kind, default: Option<&'static str>, doc: &'static str) -> Def {
     Def { name, kind, default, required: false, doc }
 }
+
+/// Images seeded at most, one copy each on the manager.
+pub const MAX_IMAGES: usize = 50;
 
 pub const STORAGE: &[&str] = &["filesystem", "swift"];
 pub const NODE_CONFIG: &[&str] = &["cloud-config", "ignition"];
@@ -154,6 +160,18 @@ pub const DEFS: &[Def] = &[
     ),
     opt("swift_container", Kind::Name, Some("docker-registry"), "Swift container, with registry_storage: swift."),
     opt("cache_remote_url", Kind::Url, Some("https://registry-1.docker.io"), "Upstream of the pull-through cache."),
+    opt(
+        "seed_images",
+        Kind::Images,
+        None,
+        "Images copied into the private registry (and warmed in the cache) at the hand-off, so jobs find them there: from the cache's upstream, or from seed_registry.",
+    ),
+    opt(
+        "seed_registry",
+        Kind::Text,
+        None,
+        "Registry (host[:port]) seed_images come from instead of the cache's upstream; its login is PROVISION_SEED_USER / PROVISION_SEED_PASSWORD on your side.",
+    ),
     opt("os_authurl", Kind::Url, None, "Keystone URL (v2 URLs are mapped to v3)."),
     opt("os_username", Kind::Text, None, "OpenStack user."),
     opt("os_password", Kind::Secret, None, "OpenStack password (prefer clouds.yaml + secure.yaml)."),

@@ -58,6 +58,14 @@ pub struct Workers {
     pub image: String,
 }
 
+/// What `seed_images` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seed {
+    pub images: Vec<String>,
+    /// Where they come from; `None`: through the stack's own cache.
+    pub registry: Option<String>,
+}
+
 /// The agent a node's config is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeConfigFormat {
@@ -88,6 +96,8 @@ pub struct Params {
     /// Form the swarm over SSH once the stack is complete.
     pub handoff: bool,
     pub registry: Registry,
+    /// Images the hand-off copies into the private registry.
+    pub seed: Seed,
     /// The operator's own registry certificate, when given.
     pub own_certificate: Option<own_cert::OwnCertificate>,
     /// The `os_*` parameters, for [`credentials::resolve`].
@@ -228,6 +238,7 @@ impl Params {
             Registry { user: get.text("registry_user"), storage, cache_remote_url: get.text("cache_remote_url") };
         let ssh_allowed_cidr = get.text("ssh_allowed_cidr");
         let cache_allowed_cidr = get.opt_text("cache_allowed_cidr");
+        let seed = Seed { images: get.list("seed_images"), registry: get.opt_text("seed_registry") };
         let own_files: Vec<(&'static str, String)> =
             own_cert::KEYS.iter().filter_map(|k| get.opt_text(k).map(|v| (*k, v))).collect();
         let volume_size = get.count("volume_size");
@@ -324,6 +335,7 @@ impl Params {
             handoff,
             registry,
             own_certificate,
+            seed,
             env_credentials,
             passthrough: merged.passthrough,
             files: files.iter().map(|f| f.path.clone()).collect(),
@@ -438,7 +450,7 @@ impl Getter {
         match self.checked(name)? {
             Checked::Text(t) => Some(t),
             Checked::Count(n) => Some(n.to_string()),
-            Checked::Secret(_) => None,
+            Checked::Secret(_) | Checked::List(_) => None,
         }
     }
 
@@ -450,6 +462,13 @@ impl Getter {
         match self.checked(name) {
             Some(Checked::Count(n)) => n,
             _ => 0,
+        }
+    }
+
+    fn list(&mut self, name: &str) -> Vec<String> {
+        match self.checked(name) {
+            Some(Checked::List(l)) => l,
+            _ => Vec::new(),
         }
     }
 

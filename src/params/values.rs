@@ -22,6 +22,7 @@ pub enum Checked {
     Text(String),
     Count(u64),
     Secret(Secret),
+    List(Vec<String>),
 }
 
 /// Why a value was refused: a sentence fragment naming what was expected and
@@ -57,6 +58,56 @@ pub fn check(def: &Def, value: &serde_json::Value) -> Result<Checked, String> {
     check_written(def, Written { value, raw: None, tag: None }).map_err(|b| b.message)
 }
 
+/// A list of image references, each one Docker would take: lower-case
+/// repository path, an optional registry with port, a tag or digest.
+fn images(value: &serde_json::Value, expected: &str) -> Result<Checked, Bad> {
+    let serde_json::Value::Array(items) = value else {
+        return Err(Bad::new(format!("expected {expected}, found {}", super::error::kind_of(value)))
+            .hint("write it as a list: `seed_images: [redis:7.2-alpine, alpine:3.20]`"));
+    };
+    if items.len() > super::defs::MAX_IMAGES {
+        return Err(Bad::new(format!("expected {expected}, found {}", items.len())));
+    }
+    let mut out = Vec::new();
+    for item in items {
+        let Some(text) = item.as_str() else {
+            return Err(Bad::new(format!("expected {expected}, found {} in the list", super::error::kind_of(item))));
+        };
+        let (name, reference) = match text.rsplit_once('@') {
+            Some((n, d)) => (n, Some(d)),
+            None => match text.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+                Some((n, t)) => (n, Some(t)),
+                None => (text, None),
+            },
+        };
+        // A registry with a port is the first of several parts.
+        let parts = name.split('/').count();
+        let name_ok = !name.is_empty()
+            && name.len() <= 255
+            && name.split('/').enumerate().all(|(i, part)| {
+                !part.is_empty()
+                    && part.chars().all(|c| {
+                        c.is_ascii_lowercase()
+                            || c.is_ascii_digit()
+                            || "._-".contains(c)
+                            || (i == 0 && parts > 1 && c == ':')
+                    })
+            });
+        let reference_ok = reference.is_none_or(|r| {
+            !r.is_empty() && r.len() <= 128 && r.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+        });
+        if !name_ok || !reference_ok {
+            return Err(Bad::new(format!(
+                "expected {expected}, found `{}`, which is not an image reference",
+                echo(text)
+            ))
+            .hint("an image is [registry/]repository[:tag] in lower case, such as library/redis:7.2-alpine"));
+        }
+        out.push(text.to_string());
+    }
+    Ok(Checked::List(out))
+}
+
 /// Checks `w` against `def`.
 pub fn check_written(def: &Def, w: Written) -> Result<Checked, Bad> {
     let expected = def.kind.describe();
@@ -73,6 +124,9 @@ pub fn check_written(def: &Def, w: Written) -> Result<Checked, Bad> {
             serde_json::Value::String(s) => Err(Bad::new(format!("expected {expected}, found `{}`", echo(s)))),
             other => Err(Bad::new(format!("expected {expected}, found {}", super::error::kind_of(other)))),
         };
+    }
+    if def.kind == Kind::Images {
+        return images(w.value, &expected);
     }
     let (text, read_as_number) = match scalar_text(w) {
         Some(t) => t,
@@ -148,7 +202,7 @@ pub fn check_written(def: &Def, w: Written) -> Result<Checked, Bad> {
             .hint("type it again by hand; it may be a look-alike letter from another alphabet"));
     }
     match def.kind {
-        Kind::Count(..) | Kind::Bool | Kind::Secret => unreachable!("handled above"),
+        Kind::Count(..) | Kind::Bool | Kind::Secret | Kind::Images => unreachable!("handled above"),
         Kind::Label => {
             let t = text.to_ascii_lowercase();
             match label_problem(&t) {
@@ -397,6 +451,27 @@ mod tests {
         assert_eq!(ok("os_authurl", json!("https://k:5000/v3/")), Checked::Text("https://k:5000/v3".into()));
         assert!(err("os_authurl", json!("k:5000")).contains("URL"));
         assert!(err("registry_storage", json!("s3")).contains("one of filesystem, swift"));
+    }
+
+    #[test]
+    fn seed_images_are_a_list_of_image_references() {
+        assert_eq!(
+            ok(
+                "seed_images",
+                json!(["redis:7.2-alpine", "quay.io/coreos/etcd:v3.5", "localhost:5001/x/y@sha256:ab12"])
+            ),
+            Checked::List(vec![
+                "redis:7.2-alpine".into(),
+                "quay.io/coreos/etcd:v3.5".into(),
+                "localhost:5001/x/y@sha256:ab12".into()
+            ])
+        );
+        assert!(err("seed_images", json!("redis")).contains("a list of at most 50"));
+        assert!(err("seed_images", json!(["Redis:7"])).contains("not an image reference"));
+        assert!(err("seed_images", json!(["redis:7; rm -rf /"])).contains("not an image reference"));
+        assert!(err("seed_images", json!(["a//b"])).contains("not an image reference"));
+        assert!(err("seed_images", json!([7])).contains("found a number in the list"));
+        assert!(err("seed_images", json!(vec!["x"; 51])).contains("found 51"));
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub struct Outcome {
     pub events: usize,
     /// First to last event, as Heat timed them.
     pub heat_seconds: Option<f64>,
+    /// The stack's tags, and what they say of its owner and expiry.
+    pub tags: Vec<String>,
+    pub ownership: ownership::Ownership,
 }
 
 /// The stack by name, if Heat has one.
@@ -580,6 +583,8 @@ pub async fn destroy(
             failures: Vec::new(),
             events: follow.events,
             heat_seconds: follow.heat_seconds(),
+            tags: Vec::new(),
+            ownership: Default::default(),
         }),
         Waited::Settled(v) => outcome(cloud, stack, "DELETE", &v, &follow).await,
     }
@@ -628,6 +633,8 @@ pub async fn outcome(
         failures,
         events: follow.events,
         heat_seconds: follow.heat_seconds(),
+        ownership: ownership::Ownership::from_tags(&stack_tags(shown)),
+        tags: stack_tags(shown),
     })
 }
 
