@@ -655,9 +655,10 @@ struct Listed<'a> {
 pub fn list(global: &Global, args: &ListArgs, ui: &mut Ui) -> Result<()> {
     let creds = project_credentials(global, ui)?;
     let progress = Progress::new();
-    let (stacks, fips) = runtime()?.block_on(async {
+    let (stacks, fips, requests) = runtime()?.block_on(async {
         let cloud = connect(&creds, &progress).await?;
-        Ok::<_, anyhow::Error>(fleet::survey(&cloud).await?)
+        let (stacks, fips) = fleet::survey(&cloud).await?;
+        Ok::<_, anyhow::Error>((stacks, fips, cloud.requests()))
     })?;
     progress.finish();
     let now = time::OffsetDateTime::now_utc();
@@ -711,7 +712,8 @@ pub fn list(global: &Global, args: &ListArgs, ui: &mut Ui) -> Result<()> {
         }
     }
     ui.human(&text);
-    ui.json(&serde_json::json!({"ok": true, "command": "list", "stacks": shown, "warnings": ui.warnings()}));
+    ui.json(&serde_json::json!({"ok": true, "command": "list", "stacks": shown, "requests": requests,
+        "warnings": ui.warnings()}));
     Ok(())
 }
 
@@ -730,7 +732,7 @@ pub fn gc(global: &Global, args: &GcArgs, ui: &mut Ui) -> Result<()> {
     let grace = ownership::parse_ttl(&args.grace).map_err(|e| Usage(format!("--grace: {e}")))?;
     let creds = project_credentials(global, ui)?;
     let progress = Progress::new();
-    let plan = runtime()?.block_on(async {
+    let (plan, requests) = runtime()?.block_on(async {
         let cloud = connect(&creds, &progress).await?;
         let ((stacks, fips), names) =
             tokio::try_join!(async { fleet::survey(&cloud).await.map_err(anyhow::Error::from) }, async {
@@ -740,7 +742,7 @@ pub fn gc(global: &Global, args: &GcArgs, ui: &mut Ui) -> Result<()> {
         if args.yes {
             fleet::carry_out(&cloud, &mut plan, &fips, Duration::from_secs(args.timeout * 60), &progress).await;
         }
-        Ok::<_, anyhow::Error>(plan)
+        Ok::<_, anyhow::Error>((plan, cloud.requests()))
     })?;
     progress.finish();
     let mut text = String::new();
@@ -766,7 +768,7 @@ pub fn gc(global: &Global, args: &GcArgs, ui: &mut Ui) -> Result<()> {
         .collect();
     ui.human(&text);
     ui.json(&serde_json::json!({"ok": errors.is_empty(), "command": "gc", "dry_run": !args.yes, "items": plan,
-        "warnings": ui.warnings()}));
+        "requests": requests, "warnings": ui.warnings()}));
     if errors.is_empty() { Ok(()) } else { Err(anyhow!("gc could not remove {} of them; see above", errors.len())) }
 }
 
