@@ -123,23 +123,34 @@ pub fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
     for w in &params.warnings {
         ui.warn(w);
     }
-    let req = credentials::Request {
-        os_cloud: global.os_cloud.clone(),
-        cacert: global.os_cacert.clone(),
-        insecure: global.insecure,
-    };
-    let resolved = credentials::resolve(&req, &|k| std::env::var(k).ok(), &params.env_credentials)
-        .map_err(|p| InputError(vec![p]))?;
-    for w in &resolved.warnings {
-        ui.warn(w);
-    }
-    tracing::debug!(params = ?params, source = ?resolved.credentials.as_ref().map(|c| &c.source), "input");
+    let credentials = resolve_credentials(global, &params.env_credentials, ui)?;
+    tracing::debug!(params = ?params, source = ?credentials.as_ref().map(|c| &c.source), "input");
     let stack_name = match &global.name {
         Some(n) => suffixed(n, global.name_suffix.as_deref()),
         None => params.hostname.clone(),
     };
     check_stack_name(&stack_name)?;
-    Ok(Loaded { params, credentials: resolved.credentials, stack_name })
+    Ok(Loaded { params, credentials, stack_name })
+}
+
+/// The credentials the flags, the environment and the env files' `os_*`
+/// parameters give, in the OpenStack client's order; warnings said.
+pub fn resolve_credentials(
+    global: &Global,
+    from_env_files: &credentials::EnvFileCredentials,
+    ui: &mut Ui,
+) -> Result<Option<credentials::Credentials>, InputError> {
+    let req = credentials::Request {
+        os_cloud: global.os_cloud.clone(),
+        cacert: global.os_cacert.clone(),
+        insecure: global.insecure,
+    };
+    let resolved =
+        credentials::resolve(&req, &|k| std::env::var(k).ok(), from_env_files).map_err(|p| InputError(vec![p]))?;
+    for w in &resolved.warnings {
+        ui.warn(w);
+    }
+    Ok(resolved.credentials)
 }
 
 /// A stack name given with --name, with --name-suffix after it.

@@ -17,7 +17,9 @@ use provision::stack::{self, Cloud, Outcome, StackError, api};
 use provision::state::StateDir;
 
 use crate::cli::{DeployArgs, DestroyArgs, GcArgs, Global, ListArgs, LogsArgs, OutputsArgs, StatusArgs};
-use crate::commands::{Usage, check_stack_name, load, state_dir, state_known, state_view, swift_credentials};
+use crate::commands::{
+    Usage, check_stack_name, load, resolve_credentials, state_dir, state_known, state_view, swift_credentials,
+};
 use crate::ui::{Expected, Progress, Ui};
 use provision::stack::fleet;
 use provision::stack::ownership::{self, Ownership};
@@ -622,17 +624,7 @@ pub fn logs(global: &Global, ui: &mut Ui, args: &LogsArgs) -> Result<()> {
 /// the env files when given, else clouds.yaml or the OS_* variables.
 fn project_credentials(global: &Global, ui: &mut Ui) -> Result<credentials::Credentials> {
     let given = if global.env.is_empty() {
-        let req = credentials::Request {
-            os_cloud: global.os_cloud.clone(),
-            cacert: global.os_cacert.clone(),
-            insecure: global.insecure,
-        };
-        let resolved = credentials::resolve(&req, &|k| std::env::var(k).ok(), &Default::default())
-            .map_err(|p| InputError(vec![p]))?;
-        for w in &resolved.warnings {
-            ui.warn(w);
-        }
-        resolved.credentials
+        resolve_credentials(global, &Default::default(), ui)?
     } else {
         load(global, ui)?.credentials
     };
@@ -923,19 +915,10 @@ fn load_for_name(global: &Global, ui: &mut Ui) -> Result<(String, Option<credent
     if global.env.is_empty()
         && let Some(name) = &global.name
     {
-        let req = credentials::Request {
-            os_cloud: global.os_cloud.clone(),
-            cacert: global.os_cacert.clone(),
-            insecure: global.insecure,
-        };
-        let resolved = credentials::resolve(&req, &|k| std::env::var(k).ok(), &Default::default())
-            .map_err(|p| InputError(vec![p]))?;
-        for w in &resolved.warnings {
-            ui.warn(w);
-        }
+        let credentials = resolve_credentials(global, &Default::default(), ui)?;
         let name = crate::commands::suffixed(name, global.name_suffix.as_deref());
         check_stack_name(&name)?;
-        return Ok((name, resolved.credentials));
+        return Ok((name, credentials));
     }
     let loaded = load(global, ui)?;
     Ok((loaded.stack_name, loaded.credentials))

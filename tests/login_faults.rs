@@ -215,12 +215,22 @@ fn heat(_: &str, _: &str, _: &str, head: &str) -> String {
     )
 }
 
-static HEATS: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+/// Each stand-in Keystone's Heats (public, internal, admin), by its URL:
+/// the tests run at once, each with its own.
+static HEATS: std::sync::Mutex<Vec<(String, [String; 3])>> = std::sync::Mutex::new(Vec::new());
+
+/// A Keystone whose catalog points at these Heats.
+fn keystone_for(heats: [String; 3]) -> String {
+    let (url, _) = serve_routes(keystone);
+    HEATS.lock().unwrap().push((url.clone(), heats));
+    url
+}
 
 /// A Keystone whose catalog gives every service a different URL per
 /// interface: public, internal and admin Heat are three servers.
 fn keystone(me: &str, method: &str, path: &str, _: &str) -> String {
-    let [public, internal, admin] = HEATS.get().unwrap();
+    let heats = HEATS.lock().unwrap();
+    let [public, internal, admin] = &heats.iter().find(|(k, _)| k == me).expect("a registered Keystone").1;
     match (method, path) {
         ("GET", p) if p.trim_end_matches('/') == "/v3" => answer(
             "200 OK",
@@ -271,8 +281,7 @@ fn keystone(me: &str, method: &str, path: &str, _: &str) -> String {
 #[test]
 fn the_interface_chooses_the_endpoints_from_the_catalog() {
     let heats = [serve_routes(heat), serve_routes(heat), serve_routes(heat)];
-    HEATS.set([heats[0].0.clone(), heats[1].0.clone(), heats[2].0.clone()]).unwrap();
-    let (keystone_url, _) = serve_routes(keystone);
+    let keystone_url = keystone_for([heats[0].0.clone(), heats[1].0.clone(), heats[2].0.clone()]);
     for (interface, which) in [("internal", 1), ("admin", 2), ("public", 0)] {
         let before: Vec<usize> = heats.iter().map(|h| h.1.load(std::sync::atomic::Ordering::SeqCst)).collect();
         let state = tempfile::tempdir().unwrap();
@@ -300,4 +309,41 @@ fn the_interface_chooses_the_endpoints_from_the_catalog() {
             assert_eq!(a > b, i == which, "{interface}: Heat #{i} was asked {} times", a - b);
         }
     }
+}
+
+static BUSY_ANSWERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A Heat that turns the first request away with 429, then has no stacks.
+fn busy_heat(me: &str, method: &str, path: &str, head: &str) -> String {
+    if BUSY_ANSWERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+        return answer("429 Too Many Requests", "Retry-After: 1\r\n", r#"{"error": {"message": "slow down"}}"#);
+    }
+    heat(me, method, path, head)
+}
+
+/// A 429 is a request turned away, not carried out: it is sent again.
+#[test]
+fn too_many_requests_is_tried_again() {
+    let busy = serve_routes(busy_heat);
+    let quiet = serve_routes(heat);
+    let keystone_url = keystone_for([busy.0.clone(), quiet.0.clone(), quiet.0.clone()]);
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("provision")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--env", "examples/env_params.yml", "status", "--state-dir"])
+        .arg(state.path())
+        .env_remove("OS_CLOUD")
+        .env("OS_AUTH_URL", format!("{keystone_url}/v3"))
+        .env("OS_USERNAME", "operator")
+        .env("OS_PASSWORD", PASSWORD)
+        .env("OS_PROJECT_NAME", "demo")
+        .env("OS_REGION_NAME", "RegionOne")
+        .env("NO_COLOR", "1")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HTTP 429; trying again"), "{stderr}");
+    assert!(stderr.contains("no stack named myhost"), "{stderr}");
 }

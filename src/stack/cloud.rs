@@ -245,7 +245,11 @@ impl Cloud {
                 Ok(rsp) => {
                     let status = rsp.status().as_u16();
                     let err = CloudError::Http { what: call.describe(), status, message: error_message(rsp.body()) };
-                    if status < 500 || !call.idempotent() {
+                    // 429 means the request was turned away, not carried
+                    // out: any method may be sent again. A 5xx on a write
+                    // may have done it, so only reads are repeated.
+                    let again = status == 429 || (status >= 500 && call.idempotent());
+                    if !again {
                         return Err(err);
                     }
                     err
