@@ -51,9 +51,11 @@ pub struct DeployArgs {
     #[arg(long, visible_alias = "dry-run")]
     pub preview: bool,
 
-    /// Minutes Heat (and this command) wait for the stack.
-    #[arg(long, value_name = "MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=1440))]
-    pub timeout: u64,
+    /// Minutes Heat (and this command) wait for the stack [default: 60].
+    // An Option, not a default value: `status --timeout 60` must be refused
+    // like any other deploy flag given in front of another command.
+    #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub timeout: Option<u64>,
 
     /// Let Heat delete what it made when a create fails (default: keep it
     /// to look at, and say how to retry or remove it).
@@ -81,6 +83,11 @@ pub struct DeployArgs {
 }
 
 impl DeployArgs {
+    /// Minutes Heat and the wait allow the stack.
+    pub fn timeout_minutes(&self) -> u64 {
+        self.timeout.unwrap_or(60)
+    }
+
     /// The first deploy-only flag given, if any.
     pub fn given(&self) -> Option<&'static str> {
         if self.preview {
@@ -89,7 +96,7 @@ impl DeployArgs {
             Some("--rollback")
         } else if !self.tags.is_empty() {
             Some("--tag")
-        } else if self.timeout != 60 {
+        } else if self.timeout.is_some() {
             Some("--timeout")
         } else if self.ttl.is_some() {
             Some("--ttl")

@@ -204,7 +204,7 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
     warn_open(&loaded.params, ui);
     let floating_ip = args.floating_ip.as_deref().map(parse_floating_ip).transpose()?;
     let state = state_dir(global, &loaded.stack_name)?;
-    let swift_credentials = swift_credentials(&loaded, ui);
+    let swift_credentials = swift_credentials(&loaded, ui)?;
     let req = bundle::Request {
         stack_name: &loaded.stack_name,
         state: &state,
@@ -372,15 +372,25 @@ fn parse_floating_ip(s: &str) -> Result<FloatingIp, InputError> {
 
 /// Swift storage logs in as the operator, so the node gets their
 /// credentials; say so, because that is a secret leaving the machine.
-pub fn swift_credentials(loaded: &Loaded, ui: &mut Ui) -> Option<bundle::registry::Swift> {
-    let provision::params::Storage::Swift { container } = &loaded.params.registry.storage else { return None };
-    let c = loaded.credentials.as_ref()?;
+/// The registry's Swift driver takes a user and password only, so
+/// application credentials are input that cannot work (exit 2).
+pub fn swift_credentials(loaded: &Loaded, ui: &mut Ui) -> Result<Option<bundle::registry::Swift>, InputError> {
+    let provision::params::Storage::Swift { container } = &loaded.params.registry.storage else { return Ok(None) };
+    let Some(c) = loaded.credentials.as_ref() else { return Ok(None) };
     let credentials::Auth::Password { username, password, user_domain } = &c.auth else {
-        ui.warn("registry_storage: swift needs password credentials; application credentials are not supported by the registry's swift driver");
-        return None;
+        return Err(InputError(vec![
+            Problem::new(
+                loaded.params.origin("registry_storage"),
+                format!(
+                    "registry_storage: swift logs the registry in with a user name and password, and the credentials from {} are an application credential",
+                    c.source
+                ),
+            )
+            .hint("give password credentials (a user made for the registry is best), or use registry_storage: local"),
+        ]));
     };
     ui.warn("registry_storage: swift puts your OpenStack password in the manager's node config (as the seed did); prefer an account made for the registry");
-    Some(bundle::registry::Swift {
+    Ok(Some(bundle::registry::Swift {
         authurl: c.auth_url.clone(),
         username: username.clone(),
         password: password.expose().to_string(),
@@ -388,7 +398,7 @@ pub fn swift_credentials(loaded: &Loaded, ui: &mut Ui) -> Option<bundle::registr
         domain: user_domain.clone(),
         region: c.region.clone(),
         container: container.clone(),
-    })
+    }))
 }
 
 /// `provision man`: one page on stdout, or every page into a folder. Each

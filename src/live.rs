@@ -13,7 +13,7 @@ use provision::handoff::ssh::Settings;
 use provision::handoff::{self, imixs};
 use provision::params::Params;
 use provision::params::{InputError, Problem, Where, credentials};
-use provision::stack::{self, Cloud, Outcome, StackError, api};
+use provision::stack::{self, Cloud, Outcome, RunAction, StackError, api};
 use provision::state::StateDir;
 
 use crate::cli::{DeployArgs, DestroyArgs, GcArgs, Global, ListArgs, LogsArgs, OutputsArgs, StatusArgs};
@@ -65,7 +65,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     crate::commands::warn_open(&loaded.params, ui);
     let creds = need_credentials(&loaded.credentials, ui)?;
     let state = state_dir(global, &loaded.stack_name)?;
-    let swift = swift_credentials(&loaded, ui);
+    let swift = swift_credentials(&loaded, ui)?;
     let progress = Progress::new();
     let rt = runtime()?;
     let name = loaded.stack_name.clone();
@@ -135,13 +135,13 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
             return Ok(Done::Preview { drift, changes: stack::preview_changes(&v), plan: b.summary.plan });
         }
         let opts = api::Options {
-            timeout_mins: Some(args.timeout),
+            timeout_mins: Some(args.timeout_minutes()),
             rollback: args.rollback,
             tags: stack::tags_with_ours(&args.tags, &owner),
         };
         // Heat enforces the timeout; this wait allows it a little longer to
         // report its own failure.
-        let deadline = Duration::from_secs(args.timeout * 60 + 120);
+        let deadline = Duration::from_secs(args.timeout_minutes() * 60 + 120);
         match &existing {
             Some((s, _)) => progress.line(&format!("stack {} exists ({})", s.name, s.id)),
             None => progress.line(&format!("creating stack {name}:\n{}", b.summary.plan.text().trim_end())),
@@ -364,8 +364,8 @@ fn report_outcome(
 ) -> Result<()> {
     let summary = done.summary;
     let verdict = match o.action {
-        "NONE" => format!("is up to date ({}), nothing to change", o.status),
-        _ => o.status.clone(),
+        RunAction::Nothing => format!("is up to date ({}), nothing to change", o.status),
+        _ => o.status.to_string(),
     };
     let mut text = format!(
         "Stack {} {} in {:.1} s (Heat: {}, {} events, {} requests)\n",
@@ -427,7 +427,7 @@ fn report_outcome(
     ui.json(&serde_json::json!({
         "ok": o.ok && !handoff_failed,
         "handoff": handoff_json,
-        "command": match o.action { "DELETE" => "destroy", _ => "deploy" },
+        "command": match o.action { RunAction::Heat(stack::Action::Delete) => "destroy", _ => "deploy" },
         "stack": o,
         "floating_ip": fip.map(|f| serde_json::json!({"id": f.id, "address": f.address.to_string()})),
         "elapsed_seconds": elapsed.as_secs_f64(),
@@ -490,7 +490,7 @@ fn show(global: &Global, ui: &mut Ui, watch: Option<Duration>) -> Result<(String
             return Ok::<_, anyhow::Error>(None);
         };
         if let Some(limit) = watch
-            && !stack::events::settled(&stack::events::status(&shown).0)
+            && !stack::events::status(&shown)?.0.settled()
         {
             match stack::follow(&cloud, &stack_ref, limit, &progress).await {
                 Ok(Some(v)) => shown = v,
@@ -522,7 +522,7 @@ pub fn status(global: &Global, ui: &mut Ui, args: &StatusArgs) -> Result<()> {
     if o.ok {
         return Ok(());
     }
-    if !stack::events::settled(&o.status) {
+    if !o.status.settled() {
         return Err(anyhow!("stack {} is {}; follow it: {}", o.stack.name, o.status, again(global, "status --watch")));
     }
     Err(anyhow!("stack {} is {}", o.stack.name, o.status))
@@ -535,7 +535,7 @@ pub fn outputs(global: &Global, ui: &mut Ui, args: &OutputsArgs) -> Result<()> {
         ui.json(&serde_json::json!({"ok": false, "command": "outputs", "stack_name": name, "status": "NOT_FOUND"}));
         return Err(anyhow!("no stack named {name}"));
     };
-    if !stack::events::settled(&o.status) {
+    if !o.status.settled() {
         return Err(anyhow!(
             "stack {} is {}: its outputs are not final yet; follow it: {}",
             o.stack.name,
@@ -669,7 +669,7 @@ pub fn list(global: &Global, args: &ListArgs, ui: &mut Ui) -> Result<()> {
         .filter(|l| args.tags.iter().all(|t| l.stack.tags.contains(t)))
         .filter(|l| args.owner.as_ref().is_none_or(|o| l.ownership.owner.as_ref() == Some(o)))
         .filter(|l| !args.expired || l.expired)
-        .filter(|l| !args.failed || l.stack.status.ends_with("_FAILED"))
+        .filter(|l| !args.failed || stack::StackStatus::parse(&l.stack.status).is_some_and(stack::StackStatus::failed))
         .collect();
     let mut text = String::new();
     if shown.is_empty() {

@@ -59,9 +59,13 @@ fn a_bad_env_file_stops_the_deploy_before_any_request() {
 fn deploy_flags_in_front_of_another_command_are_refused_not_ignored() {
     let cloud = Listener::new();
     let state = tempfile::tempdir().unwrap();
-    let out = provision(&cloud, state.path()).args(["--preview", "status", "--name", "x"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--preview is for deploying"));
+    // `--timeout 60` is the default's value, and is refused all the same.
+    for (given, flag) in [(&["--preview"][..], "--preview"), (&["--timeout", "60"][..], "--timeout")] {
+        let out = provision(&cloud, state.path()).args(given).args(["status", "--name", "x"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(stderr.contains(&format!("{flag} is for deploying")), "{flag}: {stderr}");
+    }
     assert!(!cloud.knocked());
 }
 
@@ -132,4 +136,30 @@ fn ssh_to_a_stack_without_its_keys_is_refused_before_asking_heat() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("a shell has no JSON output"));
     assert!(!cloud.knocked());
+}
+
+/// The registry's Swift driver logs in with a user and password: with an
+/// application credential, Swift storage is input that cannot work.
+#[test]
+fn swift_storage_with_an_application_credential_is_refused_as_input() {
+    let cloud = Listener::new();
+    let state = tempfile::tempdir().unwrap();
+    let env = state.path().join("swift.yml");
+    std::fs::write(&env, "parameters:\n  registry_storage: swift\n").unwrap();
+    let out = provision(&cloud, state.path())
+        .env_remove("OS_USERNAME")
+        .env_remove("OS_PASSWORD")
+        .env("OS_AUTH_TYPE", "v3applicationcredential")
+        .env("OS_APPLICATION_CREDENTIAL_ID", "ac1")
+        .env("OS_APPLICATION_CREDENTIAL_SECRET", "ac-secret-value")
+        .args(["--env", "examples/env_params.yml", "--env"])
+        .arg(&env)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("registry_storage: swift") && stderr.contains("application credential"), "{stderr}");
+    assert!(stderr.contains("swift.yml:2"), "points at the line: {stderr}");
+    assert!(!stderr.contains("ac-secret-value"));
+    assert!(!cloud.knocked(), "a request was made for input that cannot work");
 }

@@ -327,8 +327,35 @@ fn too_many_requests_is_tried_again() {
     let busy = serve_routes(busy_heat);
     let quiet = serve_routes(heat);
     let keystone_url = keystone_for([busy.0.clone(), quiet.0.clone(), quiet.0.clone()]);
+    let out = status_against(&keystone_url);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HTTP 429; trying again"), "{stderr}");
+    assert!(stderr.contains("no stack named myhost"), "{stderr}");
+}
+
+/// A gateway's page with a 200: something answered, but not Heat.
+fn garbled_heat(_: &str, _: &str, _: &str, _: &str) -> String {
+    answer("200 OK", "", "<html><body>Welcome to the portal</body></html>")
+}
+
+/// A success whose body is not JSON is an error that says so, never
+/// "nothing there" (which here would read as "no such stack").
+#[test]
+fn a_success_that_is_not_json_is_an_error() {
+    let garbled = serve_routes(garbled_heat);
+    let keystone_url = keystone_for([garbled.0.clone(), garbled.0.clone(), garbled.0.clone()]);
+    let out = status_against(&keystone_url);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("HTTP 200, but the answer is not JSON"), "{stderr}");
+    assert!(stderr.contains("Welcome to the portal"), "shows what came instead: {stderr}");
+    assert!(!stderr.contains("no stack named"), "{stderr}");
+}
+
+/// `provision status` of the seed's stack against a stand-in Keystone.
+fn status_against(keystone_url: &str) -> std::process::Output {
     let state = tempfile::tempdir().unwrap();
-    let out = Command::cargo_bin("provision")
+    Command::cargo_bin("provision")
         .unwrap()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["--env", "examples/env_params.yml", "status", "--state-dir"])
@@ -342,8 +369,5 @@ fn too_many_requests_is_tried_again() {
         .env("NO_COLOR", "1")
         .timeout(Duration::from_secs(60))
         .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("HTTP 429; trying again"), "{stderr}");
-    assert!(stderr.contains("no stack named myhost"), "{stderr}");
+        .unwrap()
 }

@@ -68,7 +68,7 @@ pub struct Request<'a> {
     pub now: time::OffsetDateTime,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FloatingIp {
     pub id: String,
     pub address: IpAddr,

@@ -110,7 +110,7 @@ pub async fn deploy<R: Remote>(
     notice: &dyn Fn(&str),
 ) -> Result<Vec<String>, HandoffError> {
     let must = |cmd: Cmd| async move { r.run(manager, &cmd).await?.check(manager, &cmd) };
-    let deployed = must(Cmd::new("docker stack ls --format '{{.Name}}'")).await?;
+    let deployed = must(super::commands::stack_ls()).await?;
     let deployed: Vec<&str> = deployed.stdout.lines().map(str::trim).collect();
     let mut done = Vec::new();
     for s in stacks {
@@ -123,7 +123,7 @@ pub async fn deploy<R: Remote>(
         notice(&format!("deploying stack {name} from {file}"));
         must(Cmd::new(format!("mkdir -p {REMOTE_DIR}/{} && cat > {file}", word(&s.dir)?)).stdin(s.compose.clone()))
             .await?;
-        must(Cmd::new(format!("docker stack deploy --with-registry-auth -c {file} {name}"))).await?;
+        must(super::commands::stack_deploy(&file, name)).await?;
         done.push(format!("deploy stack {name} ({})", s.path()));
     }
     Ok(done)

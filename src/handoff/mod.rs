@@ -10,6 +10,7 @@
 //! observed ([`swarm::plan`]), so a re-run that finds everything in place
 //! does nothing.
 
+pub mod commands;
 pub mod imixs;
 pub mod keys;
 pub mod seed;

@@ -9,14 +9,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ssh::{CONCURRENCY, Cmd, Fleet, Output};
-use super::{HandoffError, Nodes};
+use super::{HandoffError, Nodes, commands};
 
 /// The overlay networks the Imixs-Cloud stacks attach to, made before any
 /// stack is deployed. Attachable, so a one-off container can join them too.
 pub const NETWORKS: &[&str] = &["imixs-proxy-net"];
-
-/// Swarm's control port: managers listen on it, workers join through it.
-const SWARM_PORT: u16 = 2377;
 
 /// The labels a node should carry, for placement: what Swarm does not know
 /// itself. The manager also runs the private registry, the cache and Redis
@@ -368,7 +365,7 @@ async fn must<R: Remote>(r: &R, node: &str, cmd: Cmd) -> Result<Output, HandoffE
 /// `docker info`'s swarm part, waiting (bounded, one line per attempt) for
 /// a Docker that does not answer yet: a node that has just booted.
 async fn engine<R: Remote>(r: &R, node: &str, waits: &Waits, notice: &dyn Fn(&str)) -> Result<Engine, HandoffError> {
-    let cmd = Cmd::new("docker info --format '{{json .Swarm}}'");
+    let cmd = commands::swarm_info();
     let mut last = String::new();
     for n in 1..=waits.attempts.max(1) {
         if n > 1 {
@@ -413,8 +410,8 @@ pub async fn observe<R: Remote>(
     let manager = engine(r, m, waits, notice).await?;
     let (mut members, mut networks) = (Vec::new(), BTreeSet::new());
     if manager.state == "active" && manager.control {
-        members = parse_members(&must(r, m, Cmd::new("docker node inspect $(docker node ls -q)")).await?.stdout)?;
-        let out = must(r, m, Cmd::new("docker network ls --filter driver=overlay --format '{{.Name}}'")).await?;
+        members = parse_members(&must(r, m, commands::node_inspect_all()).await?.stdout)?;
+        let out = must(r, m, commands::overlay_networks()).await?;
         networks = out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
     }
     let members = &members;
@@ -451,25 +448,14 @@ async fn execute<R: Remote>(r: &R, nodes: &Nodes, steps: &[Step], notice: &dyn F
         match s {
             Step::Init => {
                 notice(&format!("{s} ({m}, advertised on {ip})"));
-                let pool = nodes.swarm_pool.as_deref().map(|p| format!(" --default-addr-pool {p}")).unwrap_or_default();
-                // The manager has a public and a private address; the swarm
-                // must use the private one (workers have no other).
-                must(
-                    r,
-                    m,
-                    Cmd::new(format!("docker swarm init --advertise-addr {ip} --listen-addr {ip}:{SWARM_PORT}{pool}")),
-                )
-                .await?;
+                must(r, m, commands::swarm_init(ip, nodes.swarm_pool.as_deref())).await?;
             }
             Step::CreateNetwork { name } => {
                 notice(&s.to_string());
-                must(r, m, Cmd::new(format!("docker network create --driver overlay --attachable {name}"))).await?;
+                must(r, m, commands::network_create(name)).await?;
             }
-            Step::Label { id, add, .. } => {
-                let flags: Vec<String> = add.iter().map(|(k, v)| format!("--label-add {k}={v}")).collect();
-                updates.push((s, Cmd::new(format!("docker node update {} {id}", flags.join(" ")))));
-            }
-            Step::Remove { id, .. } => updates.push((s, Cmd::new(format!("docker node rm {id}")))),
+            Step::Label { id, add, .. } => updates.push((s, commands::node_labels(id, add))),
+            Step::Remove { id, .. } => updates.push((s, commands::node_remove(id))),
             Step::Join { .. } | Step::Rejoin { .. } => joins.push(s),
         }
     }
@@ -485,7 +471,7 @@ async fn execute<R: Remote>(r: &R, nodes: &Nodes, steps: &[Step], notice: &dyn F
     if joins.is_empty() {
         return Ok(());
     }
-    let token = must(r, m, Cmd::new("docker swarm join-token -q worker")).await?.stdout.trim().to_string();
+    let token = must(r, m, commands::worker_join_token()).await?.stdout.trim().to_string();
     if !token.starts_with("SWMTKN-") {
         return Err(HandoffError::Swarm(format!("{m} gave no worker join token")));
     }
@@ -503,16 +489,16 @@ async fn execute<R: Remote>(r: &R, nodes: &Nodes, steps: &[Step], notice: &dyn F
                 .ok_or_else(|| HandoffError::Swarm(format!("{w} is not a worker of the node list")))?;
             notice(&s.to_string());
             if leave {
-                must(r, w, Cmd::new("docker swarm leave --force")).await?;
+                must(r, w, commands::swarm_leave()).await?;
             }
-            let args = format!("--advertise-addr {wip} --listen-addr {wip}:{SWARM_PORT} {ip}:{SWARM_PORT}");
-            let cmd = Cmd::secret(
-                format!("docker swarm join --token {token} {args}"),
-                format!("docker swarm join --token <worker token> {args}"),
-            );
+            let cmd = commands::swarm_join(token, wip, ip);
             let out = r.run(w, &cmd).await?;
             // Docker does not echo the token today; make sure it never shows.
-            let out = Output { stderr: out.stderr.replace(token.as_str(), "<worker token>"), ..out };
+            let out = Output {
+                stdout: out.stdout.replace(token.as_str(), commands::TOKEN_SHOWN),
+                stderr: out.stderr.replace(token.as_str(), commands::TOKEN_SHOWN),
+                ..out
+            };
             out.check(w, &cmd).map(|_| ())
         })
         .buffer_unordered(CONCURRENCY)
@@ -605,7 +591,7 @@ async fn ready<R: Remote>(
         }
         notice(&format!("waiting for {} to be Ready, check {}/{}", not_ready.join(", "), n + 1, waits.attempts));
         tokio::time::sleep(waits.interval).await;
-        let out = must(r, &nodes.manager.name, Cmd::new("docker node inspect $(docker node ls -q)")).await?;
+        let out = must(r, &nodes.manager.name, commands::node_inspect_all()).await?;
         seen.members = parse_members(&out.stdout)?;
     }
     unreachable!("the last check returns")
@@ -819,5 +805,186 @@ mod tests {
         assert_eq!(m[1].state, "down");
         assert_eq!(m[1].addr, "10.251.0.11");
         assert_eq!(m[1].labels.get("provision.role").map(String::as_str), Some("worker"));
+    }
+
+    /// A swarm of Docker engines in memory, driven only by the commands of
+    /// [`commands`]: it answers `docker info`, `node inspect` and
+    /// `network ls` from its state and changes it on `init`, `join`,
+    /// `network create` and `node update`. Anything else fails, so a
+    /// command that changes shape breaks these tests. Records every
+    /// command: (node, text, shown).
+    struct FakeSwarm {
+        manager_ip: String,
+        token: &'static str,
+        /// A worker whose join fails with the token in Docker's message.
+        bad_join: Option<&'static str>,
+        sim: std::sync::Mutex<Sim>,
+        log: std::sync::Mutex<Vec<(String, String, String)>>,
+    }
+
+    #[derive(Default)]
+    struct Sim {
+        /// By hostname; the manager's when formed.
+        members: BTreeMap<String, FakeNode>,
+        networks: BTreeSet<String>,
+    }
+
+    struct FakeNode {
+        id: String,
+        role: &'static str,
+        addr: String,
+        labels: BTreeMap<String, String>,
+    }
+
+    impl FakeSwarm {
+        fn new(bad_join: Option<&'static str>) -> FakeSwarm {
+            FakeSwarm {
+                manager_ip: "10.251.0.10".into(),
+                token: "SWMTKN-1-fake-worker-token",
+                bad_join,
+                sim: Default::default(),
+                log: Default::default(),
+            }
+        }
+
+        fn answer(&self, node: &str, text: &str) -> Output {
+            let ok = |stdout: String| Output { status: Some(0), stdout, stderr: String::new() };
+            let fail = |stderr: String| Output { status: Some(1), stdout: String::new(), stderr };
+            let mut sim = self.sim.lock().unwrap();
+            let words: Vec<&str> = text.split(' ').collect();
+            match words.as_slice() {
+                ["docker", "info", ..] => ok(match sim.members.get(node) {
+                    Some(n) => format!(
+                        r#"{{"LocalNodeState":"active","NodeID":"{}","ControlAvailable":{}}}"#,
+                        n.id,
+                        n.role == "manager"
+                    ),
+                    None => r#"{"LocalNodeState":"inactive","NodeID":""}"#.into(),
+                }),
+                ["docker", "node", "inspect", ..] => ok(serde_json::to_string(
+                    &sim.members
+                        .iter()
+                        .map(|(host, n)| {
+                            serde_json::json!({"ID": n.id, "Spec": {"Role": n.role, "Labels": n.labels},
+                                "Description": {"Hostname": host}, "Status": {"State": "ready", "Addr": n.addr}})
+                        })
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap()),
+                ["docker", "network", "ls", ..] => ok(sim.networks.iter().map(|n| format!("{n}\n")).collect()),
+                ["docker", "swarm", "init", "--advertise-addr", ip, "--listen-addr", listen] if node == "manager" => {
+                    assert_eq!(
+                        (*ip, *listen),
+                        (self.manager_ip.as_str(), format!("{}:2377", self.manager_ip).as_str())
+                    );
+                    let n = FakeNode {
+                        id: "id-manager".into(),
+                        role: "manager",
+                        addr: ip.to_string(),
+                        labels: BTreeMap::new(),
+                    };
+                    sim.members.insert(node.into(), n);
+                    ok(String::new())
+                }
+                ["docker", "network", "create", "--driver", "overlay", "--attachable", name] => {
+                    sim.networks.insert(name.to_string());
+                    ok(String::new())
+                }
+                ["docker", "node", "update", flags @ .., id] => {
+                    let Some(n) = sim.members.values_mut().find(|n| n.id == *id) else {
+                        return fail(format!("Error: node {id} not found"));
+                    };
+                    for pair in flags.chunks(2) {
+                        let (k, v) = pair[1].split_once('=').unwrap();
+                        assert_eq!(pair[0], "--label-add");
+                        n.labels.insert(k.into(), v.into());
+                    }
+                    ok(String::new())
+                }
+                ["docker", "swarm", "join-token", "-q", "worker"] => ok(format!("{}\n", self.token)),
+                ["docker", "swarm", "join", "--token", token, "--advertise-addr", ip, "--listen-addr", _, manager] => {
+                    assert_eq!(
+                        *manager,
+                        format!("{}:2377", self.manager_ip),
+                        "joins through the manager's private address"
+                    );
+                    if self.bad_join == Some(node) || *token != self.token {
+                        return fail(format!("Error response from daemon: join with token {token} was refused"));
+                    }
+                    let n = FakeNode {
+                        id: format!("id-{node}"),
+                        role: "worker",
+                        addr: ip.to_string(),
+                        labels: BTreeMap::new(),
+                    };
+                    sim.members.insert(node.into(), n);
+                    ok("This node joined a swarm as a worker.\n".into())
+                }
+                _ => {
+                    Output { status: Some(127), stdout: String::new(), stderr: format!("fake: unknown command {text}") }
+                }
+            }
+        }
+    }
+
+    impl Remote for FakeSwarm {
+        async fn run(&self, node: &str, cmd: &Cmd) -> Result<Output, HandoffError> {
+            self.log.lock().unwrap().push((node.into(), cmd.text.clone(), cmd.shown.clone()));
+            Ok(self.answer(node, &cmd.text))
+        }
+    }
+
+    fn quick() -> Waits {
+        Waits { attempts: 2, interval: Duration::from_millis(1) }
+    }
+
+    #[tokio::test]
+    async fn converge_forms_a_swarm_then_finds_it_formed_with_three_commands() {
+        let fake = FakeSwarm::new(None);
+        let said = std::sync::Mutex::new(Vec::<String>::new());
+        let notice = |s: &str| said.lock().unwrap().push(s.to_string());
+        let report = converge(&fake, &nodes(2), &quick(), &notice).await.unwrap();
+        assert_eq!(report.ready, ["manager", "worker-1", "worker-2"]);
+        assert_eq!(report.networks, ["imixs-proxy-net"]);
+        assert_eq!(report.done[0], "initialise the swarm on the manager");
+        for step in ["join worker-1", "join worker-2", "create overlay network imixs-proxy-net"] {
+            assert!(report.done.iter().any(|d| d == step), "{step} in {:?}", report.done);
+        }
+        {
+            let sim = fake.sim.lock().unwrap();
+            assert_eq!(sim.members["manager"].labels.get("provision.role").map(String::as_str), Some("manager"));
+            assert_eq!(sim.members["worker-2"].addr, "10.251.0.12", "a worker advertises its own private address");
+        }
+        let log = std::mem::take(&mut *fake.log.lock().unwrap());
+        let joins: Vec<_> = log.iter().filter(|(_, t, _)| t.starts_with("docker swarm join --token")).collect();
+        assert_eq!(joins.len(), 2);
+        for (_, text, shown) in &joins {
+            assert!(text.contains(fake.token) && !shown.contains(fake.token) && shown.contains("<worker token>"));
+        }
+        assert!(said.lock().unwrap().iter().all(|s| !s.contains(fake.token)), "no notice shows the token");
+
+        let again = converge(&fake, &nodes(2), &quick(), &notice).await.unwrap();
+        assert!(!again.changed(), "{:?}", again.done);
+        let asked: Vec<(String, String)> =
+            fake.log.lock().unwrap().iter().map(|(n, t, _)| (n.clone(), t.clone())).collect();
+        let on_manager = |c: Cmd| ("manager".to_string(), c.text);
+        assert_eq!(
+            asked,
+            [
+                on_manager(commands::swarm_info()),
+                on_manager(commands::node_inspect_all()),
+                on_manager(commands::overlay_networks())
+            ],
+            "a formed swarm is read from the manager alone"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_join_is_reported_without_the_token() {
+        let fake = FakeSwarm::new(Some("worker-2"));
+        let e = converge(&fake, &nodes(2), &quick(), &|_| {}).await.unwrap_err().to_string();
+        assert!(e.contains("worker-2") && e.contains("was refused"), "{e}");
+        assert!(!e.contains(fake.token), "the token leaked: {e}");
+        assert!(e.contains("<worker token>"), "{e}");
     }
 }

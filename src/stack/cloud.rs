@@ -24,6 +24,10 @@ pub enum CloudError {
     Login { url: String, source_name: String, message: String },
     #[error("{what}: HTTP {status}: {message}")]
     Http { what: String, status: u16, message: String },
+    /// A success whose body is not the JSON it should be: never read as
+    /// "nothing", which would pass for an empty list or a missing field.
+    #[error("{what}: HTTP {status}, but the answer is not JSON: {message}")]
+    NotJson { what: String, status: u16, message: String },
     #[error("{what}: no answer from the cloud after {tries} tries: {message}")]
     Unreachable { what: String, tries: u32, message: String },
     /// The catalog has no endpoint for what the credentials ask for (an
@@ -236,10 +240,16 @@ impl Cloud {
             let failure = match result {
                 Ok(rsp) if rsp.status().is_success() => {
                     let body = rsp.body();
-                    return Ok(if body.is_empty() {
-                        Value::Null
-                    } else {
-                        serde_json::from_slice(body).unwrap_or(Value::Null)
+                    if body.is_empty() {
+                        return Ok(Value::Null);
+                    }
+                    return serde_json::from_slice(body).map_err(|e| CloudError::NotJson {
+                        what: call.describe(),
+                        status: rsp.status().as_u16(),
+                        message: format!(
+                            "{e}; it begins: {:?}",
+                            String::from_utf8_lossy(body).trim().chars().take(120).collect::<String>()
+                        ),
                     });
                 }
                 Ok(rsp) => {
@@ -334,6 +344,7 @@ fn short(e: &CloudError) -> String {
         CloudError::Unreachable { message, .. } => message.clone(),
         CloudError::Auth { message, .. } | CloudError::Login { message, .. } => message.clone(),
         CloudError::Catalog(message) => message.clone(),
+        CloudError::NotJson { message, .. } => message.clone(),
     }
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::status::{StackStatus, State};
+
 /// A stack as Heat names it: `stacks/NAME/ID`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StackRef {
@@ -52,6 +54,11 @@ pub struct Link {
 }
 
 impl Event {
+    /// Where the resource's action is; `None` for a status Heat may add.
+    pub fn state(&self) -> Option<State> {
+        StackStatus::parse(&self.resource_status).map(|s| s.state)
+    }
+
     /// The resource across nested stacks: every worker has a `wait`, and
     /// each is its own.
     fn key(&self) -> String {
@@ -127,11 +134,11 @@ impl Follow {
             if e.is_of_stack(&self.stack) {
                 stack_moved = true;
                 self.stack_status = Some(e.resource_status.clone());
-            } else if e.resource_status.ends_with("_IN_PROGRESS") {
+            } else if e.state() == Some(State::InProgress) {
                 self.pending.insert(e.key(), e.resource_name.clone());
             } else {
                 self.pending.remove(&e.key());
-                if e.resource_status.ends_with("_COMPLETE") {
+                if e.state() == Some(State::Complete) {
                     self.finished.insert(e.key());
                 }
             }
@@ -231,15 +238,6 @@ impl Default for Pace {
     }
 }
 
-/// `CREATE_COMPLETE` → done; `*_IN_PROGRESS` → not yet.
-pub fn settled(status: &str) -> bool {
-    !status.ends_with("_IN_PROGRESS")
-}
-
-pub fn succeeded(status: &str) -> bool {
-    status.ends_with("_COMPLETE") && !status.starts_with("ROLLBACK")
-}
-
 /// A resource that failed, with Heat's reason: for a node's wait condition
 /// that reason is what the node signalled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -280,7 +278,12 @@ pub fn failures(v: &Value) -> Vec<Failure> {
     let Some(list) = v.get("resources").and_then(Value::as_array) else { return Vec::new() };
     let mut out: Vec<(usize, Failure)> = list
         .iter()
-        .filter(|r| r.get("resource_status").and_then(Value::as_str).is_some_and(|s| s.ends_with("_FAILED")))
+        .filter(|r| {
+            r.get("resource_status")
+                .and_then(Value::as_str)
+                .and_then(StackStatus::parse)
+                .is_some_and(StackStatus::failed)
+        })
         .map(|r| {
             let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
             let parent = r.get("parent_resource").and_then(Value::as_str).map(str::to_string);
@@ -332,10 +335,18 @@ pub fn outputs(stack: &Value) -> BTreeMap<String, Value> {
         .unwrap_or_default()
 }
 
-pub fn status(stack: &Value) -> (String, String) {
+/// A shown stack's status and Heat's reason for it. A status this tool
+/// cannot read is an error, not a guess.
+pub fn status(stack: &Value) -> Result<(StackStatus, String), super::StackError> {
     let s = stack.get("stack").unwrap_or(stack);
     let get = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    (get("stack_status"), get("stack_status_reason"))
+    let text = get("stack_status");
+    let status = StackStatus::parse(&text).ok_or_else(|| {
+        super::StackError::Unexpected(format!(
+            "Heat reports the stack's status as {text:?}, which this tool does not know"
+        ))
+    })?;
+    Ok((status, get("stack_status_reason")))
 }
 
 pub fn one_line(s: &str, max: usize) -> String {
@@ -467,9 +478,10 @@ mod tests {
         let v = json!({"stack": {"stack_status": "CREATE_COMPLETE", "stack_status_reason": "done",
             "outputs": [{"output_key": "registry", "output_value": "reg.example.org:5000"}]}});
         assert_eq!(outputs(&v)["registry"], "reg.example.org:5000");
-        assert_eq!(status(&v).0, "CREATE_COMPLETE");
-        assert!(settled("CREATE_FAILED") && !settled("UPDATE_IN_PROGRESS"));
-        assert!(succeeded("UPDATE_COMPLETE") && !succeeded("ROLLBACK_COMPLETE") && !succeeded("CREATE_FAILED"));
+        assert_eq!(status(&v).unwrap().0.to_string(), "CREATE_COMPLETE");
+        assert_eq!(status(&v).unwrap().1, "done");
+        let odd = json!({"stack": {"stack_status": "MIGRATE_COMPLETE"}});
+        assert!(status(&odd).unwrap_err().to_string().contains("\"MIGRATE_COMPLETE\", which this tool does not know"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod events;
 pub mod fleet;
 pub mod ownership;
 pub mod quota;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ use api::{StackBody, heat, lookup, neutron};
 pub use cloud::{Cloud, CloudError};
 pub use events::{Event, Failure, StackRef};
 use events::{Follow, Pace};
+pub use status::{Action, RunAction, StackStatus, State};
 
 /// A create or update is sent with a token that has at least this long to
 /// live (Heat works with it; see [`Cloud::fresh_token`]).
@@ -76,8 +78,8 @@ pub struct Snapshot<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub stack: StackRef,
-    pub action: &'static str,
-    pub status: String,
+    pub action: RunAction,
+    pub status: StackStatus,
     pub reason: String,
     pub ok: bool,
     /// What this run asked Heat to change (empty: nothing to do).
@@ -270,16 +272,26 @@ pub async fn floating_ip(
     tag(fip, true).await
 }
 
+/// The floating IP this stack's earlier run allocated. A record that does
+/// not parse is an error, not "none": taking it for none would allocate a
+/// second address and leak the first.
 pub fn remembered_floating_ip(state: &StateDir) -> Result<Option<FloatingIp>, StateError> {
     let Some(text) = state.read(FLOATING_IP_FILE)? else { return Ok(None) };
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let id = v.get("id").and_then(Value::as_str);
-    let address = v.get("address").and_then(Value::as_str).and_then(|a| a.parse().ok());
-    Ok(id.zip(address).map(|(id, address)| FloatingIp { id: id.to_string(), address }))
+    parse_floating_ip_record(&text).map(Some).map_err(|problem| StateError::new(&state.file(FLOATING_IP_FILE), problem))
+}
+
+fn parse_floating_ip_record(text: &str) -> Result<FloatingIp, String> {
+    serde_json::from_str(text).map_err(|e| {
+        format!(
+            "not a floating IP record ({e}); it should be {{\"id\": ..., \"address\": ...}} as this tool wrote it: \
+             restore it (`openstack floating ip list --long` shows this stack's address in its description), \
+             or remove the file to have a new address allocated (the old one is then left to `provision gc`)"
+        )
+    })
 }
 
 fn floating_ip_json(f: &FloatingIp) -> String {
-    serde_json::json!({"id": f.id, "address": f.address.to_string()}).to_string()
+    serde_json::to_string(f).expect("a floating IP record serialises")
 }
 
 /// Heat's own check of the bundle (`POST /validate`): nothing is made.
@@ -441,30 +453,30 @@ pub async fn apply(
             let v = cloud.send(&heat::create(name, body, opts)).await?;
             let stack = StackRef::from_json(name, &v)
                 .ok_or_else(|| StackError::Unexpected(format!("Heat's answer to a create has no stack id: {v}")))?;
-            (stack, "CREATE", None, vec!["new stack".to_string()])
+            (stack, RunAction::Heat(Action::Create), None, vec!["new stack".to_string()])
         }
         Some((stack, mut shown)) => {
-            let (mut status, _) = events::status(&shown);
+            let (mut status, _) = events::status(&shown)?;
             // A stack still in progress (a run that timed out or was
             // interrupted, or a change made elsewhere) is followed to its
             // end, then converged like any other. A delete is not waited for.
             let mut followed = None;
-            if !events::settled(&status) {
-                if status.starts_with("DELETE") {
-                    return Err(StackError::Busy { name: stack.name, status });
+            if !status.settled() {
+                if status.action == Action::Delete {
+                    return Err(StackError::Busy { name: stack.name, status: status.to_string() });
                 }
                 shown = follow(cloud, &stack, deadline, watch).await?.ok_or_else(|| {
                     StackError::Unexpected(format!("stack {} was deleted while it was followed", stack.name))
                 })?;
-                followed = Some(action_of(&status));
-                status = events::status(&shown).0;
+                followed = Some(RunAction::Heat(status.action));
+                status = events::status(&shown)?.0;
             }
             let changes = drift(cloud, &stack, body).await?;
             // Nothing to change, and nothing failed to fix: leave it alone
             // rather than have Heat walk every resource for nothing.
-            if changes.is_empty() && events::succeeded(&status) {
+            if changes.is_empty() && status.succeeded() {
                 let follow = Follow::new(stack.clone(), None);
-                let mut o = outcome(cloud, stack, followed.unwrap_or("NONE"), &shown, &follow).await?;
+                let mut o = outcome(cloud, stack, followed.unwrap_or(RunAction::Nothing), &shown, &follow).await?;
                 o.status = status;
                 return Ok(o);
             }
@@ -472,7 +484,7 @@ pub async fn apply(
             let marker = events::parse_events(&last).pop().map(|e| e.id);
             cloud.fresh_token(TOKEN_MARGIN).await?;
             cloud.send(&heat::update(&stack.name, &stack.id, body, opts)).await?;
-            (stack, "UPDATE", marker, changes)
+            (stack, RunAction::Heat(Action::Update), marker, changes)
         }
     };
     let mut follow = Follow::new(stack.clone(), marker);
@@ -548,14 +560,6 @@ pub async fn console_log(cloud: &Cloud, server_id: &str, lines: u32) -> Result<S
     Ok(v.get("output").and_then(Value::as_str).unwrap_or_default().to_string())
 }
 
-/// The action of a Heat status (`UPDATE_IN_PROGRESS` → `UPDATE`).
-fn action_of(status: &str) -> &'static str {
-    ["CREATE", "UPDATE", "ROLLBACK", "RESUME", "SUSPEND", "CHECK", "ADOPT", "RESTORE", "SNAPSHOT"]
-        .into_iter()
-        .find(|a| status.starts_with(a))
-        .unwrap_or("NONE")
-}
-
 /// Deletes the stack and waits until Heat no longer has it.
 pub async fn destroy(
     cloud: &Cloud,
@@ -574,8 +578,8 @@ pub async fn destroy(
     match wait(cloud, &stack, &mut follow, deadline, watch).await? {
         Waited::Gone => Ok(Outcome {
             stack,
-            action: "DELETE",
-            status: "DELETE_COMPLETE".into(),
+            action: RunAction::Heat(Action::Delete),
+            status: StackStatus::new(Action::Delete, State::Complete),
             reason: String::new(),
             ok: true,
             changes: vec!["delete".into()],
@@ -586,7 +590,7 @@ pub async fn destroy(
             tags: Vec::new(),
             ownership: Default::default(),
         }),
-        Waited::Settled(v) => outcome(cloud, stack, "DELETE", &v, &follow).await,
+        Waited::Settled(v) => outcome(cloud, stack, RunAction::Heat(Action::Delete), &v, &follow).await,
     }
 }
 
@@ -606,7 +610,7 @@ pub async fn release_floating_ip(cloud: &Cloud, state: &StateDir) -> Result<Opti
 /// what `status`, `outputs`, `logs` and node discovery read.
 pub async fn shown_outcome(cloud: &Cloud, stack: StackRef, shown: &Value) -> Result<Outcome, StackError> {
     let follow = Follow::new(stack.clone(), None);
-    outcome(cloud, stack, "SHOW", shown, &follow).await
+    outcome(cloud, stack, RunAction::Show, shown, &follow).await
 }
 
 /// The report on a settled stack; for a failure, which resources failed
@@ -614,12 +618,12 @@ pub async fn shown_outcome(cloud: &Cloud, stack: StackRef, shown: &Value) -> Res
 pub async fn outcome(
     cloud: &Cloud,
     stack: StackRef,
-    action: &'static str,
+    action: RunAction,
     shown: &Value,
     follow: &Follow,
 ) -> Result<Outcome, StackError> {
-    let (status, reason) = events::status(shown);
-    let ok = events::succeeded(&status);
+    let (status, reason) = events::status(shown)?;
+    let ok = status.succeeded();
     let failures =
         if ok { Vec::new() } else { events::failures(&cloud.send(&heat::resources(&stack.name, &stack.id)).await?) };
     Ok(Outcome {
@@ -678,14 +682,15 @@ async fn wait(
             last_show = Instant::now();
             match cloud.send(&heat::show(&stack.name, &stack.id)).await {
                 Ok(v) => {
-                    status = events::status(&v).0;
-                    if status == "DELETE_COMPLETE" {
+                    let now = events::status(&v)?.0;
+                    status = now.to_string();
+                    if now == StackStatus::new(Action::Delete, State::Complete) {
                         return Ok(Waited::Gone);
                     }
                     // The last events may have landed after this poll,
                     // unless the stack's own final event was among them.
                     let final_seen = follow.stack_status.as_deref() == Some(status.as_str());
-                    if events::settled(&status) {
+                    if now.settled() {
                         if !final_seen
                             && let Ok(rest) =
                                 cloud.send(&heat::events(&stack.name, &stack.id, follow.marker.as_deref())).await
@@ -736,6 +741,22 @@ pub fn output_text(v: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_floating_ip_record_round_trips_and_a_corrupt_one_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path(), "s").unwrap();
+        assert_eq!(remembered_floating_ip(&state).unwrap(), None, "no record: none");
+        let fip = FloatingIp { id: "f1".into(), address: "203.0.113.7".parse().unwrap() };
+        state.write(FLOATING_IP_FILE, &floating_ip_json(&fip), Mode::Public).unwrap();
+        assert_eq!(remembered_floating_ip(&state).unwrap(), Some(fip));
+        for corrupt in ["", "{", "{\"id\": \"f1\"}", "{\"id\": \"f1\", \"address\": \"not an address\"}"] {
+            state.write(FLOATING_IP_FILE, corrupt, Mode::Public).unwrap();
+            let e = remembered_floating_ip(&state).expect_err(corrupt).to_string();
+            assert!(e.contains(FLOATING_IP_FILE) && e.contains("not a floating IP record"), "{corrupt:?}: {e}");
+        }
+    }
 
     #[test]
     fn outputs_read_as_text_with_missing_members_counted() {
@@ -745,7 +766,6 @@ mod tests {
         assert_eq!(output_text(&json!([null])), "none (1 of 1 not made)");
         assert_eq!(output_text(&json!(3)), "3");
     }
-    use super::*;
 
     #[test]
     fn our_tag_comes_first_once_and_is_read_back_from_a_show() {

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::OUR_TAG;
+use super::status::{Action, StackStatus, State};
 
 pub const OWNER: &str = "provision-owner=";
 pub const EXPIRES: &str = "provision-expires=";
@@ -208,16 +209,19 @@ pub enum Verdict {
 /// is left to Heat.
 pub fn judge_stack(s: &StackSeen, now: OffsetDateTime) -> Verdict {
     let own = s.ownership();
-    if s.status.starts_with("DELETE_IN_PROGRESS") {
+    let Some(status) = StackStatus::parse(&s.status) else {
+        return Verdict::Keep(format!("status {:?} is not one this tool knows", s.status));
+    };
+    if status == StackStatus::new(Action::Delete, State::InProgress) {
         return Verdict::Keep("Heat is deleting it".into());
     }
     if let Some(e) = own.expires.filter(|_| own.expired(now)) {
         return Verdict::Delete(format!("expired at {}", rfc3339(e)));
     }
-    if s.status.ends_with("_FAILED") {
+    if status.failed() {
         return Verdict::Delete(s.status.clone());
     }
-    if s.status.ends_with("_IN_PROGRESS") {
+    if !status.settled() {
         return Verdict::Keep(format!("{} and not expired", s.status));
     }
     Verdict::Keep(match own.expires {
