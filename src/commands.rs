@@ -15,7 +15,7 @@ pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
     let Some(command) = &cli.command else { return crate::live::deploy(&cli.global, &cli.deploy, ui) };
     if let Some(flag) = cli.deploy.given() {
         return Err(InputError(vec![Problem::new(
-            Where::file(std::path::Path::new(flag)),
+            Where::flag(flag),
             format!(
                 "{flag} is for deploying (`provision --env FILE {flag}`); put a command's own options after its name"
             ),
@@ -116,9 +116,7 @@ pub fn load(global: &Global, ui: &mut Ui) -> Result<Loaded> {
     }
     let mut params = Params::load(&global.env)?;
     if let Some(suffix) = &global.name_suffix {
-        params
-            .with_name_suffix(suffix, std::path::Path::new("--name-suffix (PROVISION_NAME_SUFFIX)"))
-            .map_err(|p| InputError(vec![p]))?;
+        params.with_name_suffix(suffix, Where::flag("--name-suffix")).map_err(|p| InputError(vec![p]))?;
     }
     for w in &params.warnings {
         ui.warn(w);
@@ -186,7 +184,7 @@ pub fn check_stack_name(name: &str) -> Result<(), InputError> {
         Ok(())
     } else {
         Err(InputError(vec![
-            Problem::new(Where::file(std::path::Path::new("--name")), format!("`{name}` is not a valid stack name"))
+            Problem::new(Where::flag("--name"), format!("`{name}` is not a valid stack name"))
                 .hint("a stack name starts with a letter and has only letters, digits, `_`, `-` and `.`; pass --name"),
         ]))
     }
@@ -358,7 +356,7 @@ fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
 fn parse_floating_ip(s: &str) -> Result<FloatingIp, InputError> {
     let bad = || {
         InputError(vec![
-            Problem::new(Where::file(std::path::Path::new("--floating-ip")), format!("`{s}` is not ID=ADDRESS"))
+            Problem::new(Where::flag("--floating-ip"), format!("`{s}` is not ID=ADDRESS"))
                 .hint("for example --floating-ip 6f1c...=203.0.113.10"),
         ])
     };

@@ -47,7 +47,7 @@ fn need_credentials(
     }
     given.clone().ok_or_else(|| {
         InputError(vec![
-            Problem::new(Where::file(std::path::Path::new("credentials")), "no OpenStack credentials found")
+            Problem::new(Where::flag("--os-cloud"), "no OpenStack credentials found")
                 .hint("give --os-cloud NAME (clouds.yaml), the OS_* variables of an openrc file, or os_authurl, os_username and os_password in the environment file"),
         ])
     })
@@ -298,7 +298,7 @@ fn input_error(e: StackError) -> anyhow::Error {
     match e {
         StackError::Input(problems) => problems.into(),
         StackError::Invalid(message) => InputError(vec![Problem::new(
-            Where::file(std::path::Path::new("template")),
+            Where::Rendered("template.yaml".into()),
             format!("Heat did not accept the rendered stack: {message}"),
         )])
         .into(),

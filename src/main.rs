@@ -57,10 +57,11 @@ fn main() -> ExitCode {
             let problems = err.downcast_ref::<InputError>().map(|e| {
                 e.0.iter()
                     .map(|p| {
-                        serde_json::json!({
-                            "file": p.at.path, "line": p.at.line, "column": p.at.column,
-                            "key": p.key, "message": p.message, "hint": p.hint,
-                        })
+                        let mut one = p.at.to_json();
+                        one.insert("key".into(), serde_json::json!(p.key));
+                        one.insert("message".into(), serde_json::json!(p.message));
+                        one.insert("hint".into(), serde_json::json!(p.hint));
+                        serde_json::Value::Object(one)
                     })
                     .collect::<Vec<_>>()
             });

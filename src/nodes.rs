@@ -5,7 +5,7 @@
 //! exits 2 before any request or connection), then connects.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -30,8 +30,8 @@ pub struct RemoteExit {
     pub message: String,
 }
 
-fn input(path: &Path, message: impl Into<String>, hint: Option<&str>) -> anyhow::Error {
-    let mut p = Problem::new(Where::file(path), message);
+fn input(at: Where, message: impl Into<String>, hint: Option<&str>) -> anyhow::Error {
+    let mut p = Problem::new(at, message);
     if let Some(h) = hint {
         p = p.hint(h);
     }
@@ -68,7 +68,8 @@ struct Access {
 fn access(global: &Global, args: &NodesArgs, ui: &mut Ui, writes: bool) -> Result<Access> {
     let settings = Settings { attempts: args.ssh_attempts, ..Settings::default() };
     let Some(inventory) = &args.nodes else { return stack_access(global, args, ui, settings, writes) };
-    let nodes = Nodes::from_inventory_file(inventory).map_err(|e| input(inventory, e.to_string(), None))?;
+    let nodes =
+        Nodes::from_inventory_file(inventory).map_err(|e| input(Where::file(inventory), e.to_string(), None))?;
     let state =
         if args.host_keys.is_none() || args.identity.is_none() { stack_state(global, ui, writes)? } else { None };
     let no_stack = "give --name STACK (its state directory holds the keys), or --host-keys DIR and --identity FILE";
@@ -76,20 +77,20 @@ fn access(global: &Global, args: &NodesArgs, ui: &mut Ui, writes: bool) -> Resul
     let pins_dir = match (&args.host_keys, &state) {
         (Some(d), _) => d.clone(),
         (None, Some(s)) => s.file(keys::HOST_KEYS),
-        (None, None) => return Err(input(Path::new("--host-keys"), "no pinned host keys", Some(no_stack))),
+        (None, None) => return Err(input(Where::flag("--host-keys"), "no pinned host keys", Some(no_stack))),
     };
     let names = nodes.names();
-    let pins = keys::load_pins(&pins_dir, &names).map_err(|e| input(&pins_dir, e.to_string(), None))?;
+    let pins = keys::load_pins(&pins_dir, &names).map_err(|e| input(Where::file(&pins_dir), e.to_string(), None))?;
 
     let identity: PathBuf = match (&args.identity, &state) {
         (Some(f), _) => f.clone(),
         (None, Some(s)) if keys::client_key_path(s).is_file() => keys::client_key_path(s),
         _ => match &nodes.client_key {
             Some(f) => f.clone(),
-            None => return Err(input(Path::new("--identity"), "no client key", Some(no_stack))),
+            None => return Err(input(Where::flag("--identity"), "no client key", Some(no_stack))),
         },
     };
-    let key = keys::load_client(&identity).map_err(|e| input(&identity, e.to_string(), None))?;
+    let key = keys::load_client(&identity).map_err(|e| input(Where::file(&identity), e.to_string(), None))?;
     let connector = Connector::new(&nodes, key, &identity.display().to_string(), pins, settings);
     Ok(Access { nodes, connector, fqdn: None, source: inventory.clone(), state })
 }
@@ -105,7 +106,7 @@ fn stack_access(global: &Global, args: &NodesArgs, ui: &mut Ui, settings: Settin
         identity = args.identity.clone().unwrap_or_else(|| keys::client_key_path(s));
         key = Some(keys::load_client(&identity).map_err(|e| {
             input(
-                &identity,
+                Where::file(&identity),
                 e.to_string(),
                 Some("the keys are made when provision renders the stack; is --state-dir the one it was made with?"),
             )
@@ -116,7 +117,7 @@ fn stack_access(global: &Global, args: &NodesArgs, ui: &mut Ui, settings: Settin
     let (Some(key), Some(state)) = (key, state) else { unreachable!("stack_nodes runs the check first") };
     let nodes = found.nodes;
     let pins = match &args.host_keys {
-        Some(d) => keys::load_pins(d, &nodes.names()).map_err(|e| input(d, e.to_string(), None))?,
+        Some(d) => keys::load_pins(d, &nodes.names()).map_err(|e| input(Where::file(d), e.to_string(), None))?,
         None => keys::stack_pins(&state, &nodes)?,
     };
     let connector = Connector::new(&nodes, key, &identity.display().to_string(), pins, settings);
@@ -134,7 +135,7 @@ fn stack_access(global: &Global, args: &NodesArgs, ui: &mut Ui, settings: Settin
 pub fn ssh(global: &Global, args: &SshArgs, ui: &mut Ui) -> Result<()> {
     if args.command.is_empty() && ui.json {
         return Err(input(
-            Path::new("--output"),
+            Where::flag("--output"),
             "a shell has no JSON output",
             Some("give the command to run after `--`, e.g. provision ssh --output json -- docker node ls"),
         ));
@@ -143,7 +144,7 @@ pub fn ssh(global: &Global, args: &SshArgs, ui: &mut Ui) -> Result<()> {
     let node = args.node.clone().unwrap_or_else(|| a.nodes.manager.name.clone());
     if !a.nodes.has(&node) {
         return Err(input(
-            &a.source,
+            Where::file(&a.source),
             format!("no node named `{node}`"),
             Some(&format!("the nodes are: {}", a.nodes.names().join(", "))),
         ));

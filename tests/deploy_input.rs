@@ -163,3 +163,19 @@ fn swift_storage_with_an_application_credential_is_refused_as_input() {
     assert!(!stderr.contains("ac-secret-value"));
     assert!(!cloud.knocked(), "a request was made for input that cannot work");
 }
+
+/// A bad flag is reported as a flag, not as a file of that name.
+#[test]
+fn a_bad_flag_is_reported_as_a_flag_in_the_json() {
+    let cloud = Listener::new();
+    let state = tempfile::tempdir().unwrap();
+    let out =
+        provision(&cloud, state.path()).args(["--name", "Bad Name", "status", "--output", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &doc["problems"][0];
+    assert_eq!(p["flag"], "--name", "{doc}");
+    assert!(p.get("file").is_none(), "{doc}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name: `Bad Name` is not a valid stack name"));
+    assert!(!cloud.knocked());
+}

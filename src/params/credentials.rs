@@ -175,21 +175,27 @@ pub fn resolve(
         creds.cacert = Some(PathBuf::from(ca));
     }
     // Input, found before any request: exit 2, not a TLS failure later.
-    let at = || match &creds.source {
+    let at = |variable: &str| match &creds.source {
         Source::CloudsYaml { file, .. } | Source::EnvFile(file) => Where::file(file),
-        Source::Environment => Where::file(Path::new("<environment>")),
+        Source::Environment => Where::variable(variable),
     };
     if let Some(ca) = &creds.cacert
         && !ca.is_file()
     {
-        return Err(Problem::new(at(), format!("the CA file {} does not exist or is not a file", ca.display()))
-            .hint("give the cloud's CA bundle with --os-cacert, OS_CACERT or the cloud's `cacert`"));
+        return Err(Problem::new(
+            at("OS_CACERT"),
+            format!("the CA file {} does not exist or is not a file", ca.display()),
+        )
+        .hint("give the cloud's CA bundle with --os-cacert, OS_CACERT or the cloud's `cacert`"));
     }
     if let Auth::ApplicationCredential { id, name, username, .. } = &creds.auth
         && (id.is_none() && (name.is_none() || username.is_none()))
     {
-        return Err(Problem::new(at(), "an application credential needs its ID, or its name and the user's name")
-            .hint("set OS_APPLICATION_CREDENTIAL_ID (or application_credential_id in clouds.yaml)"));
+        return Err(Problem::new(
+            at("OS_APPLICATION_CREDENTIAL_ID"),
+            "an application credential needs its ID, or its name and the user's name",
+        )
+        .hint("set OS_APPLICATION_CREDENTIAL_ID (or application_credential_id in clouds.yaml)"));
     }
     if req.insecure || var("OS_INSECURE").is_some_and(|v| truthy(&v)) {
         creds.verify = false;
@@ -311,7 +317,7 @@ fn from_os_vars(url: String, var: &dyn Fn(&str) -> Option<String>) -> Result<Cre
     let get = |k: &str| var(k).filter(|v| !v.is_empty());
     let user_domain =
         get("OS_USER_DOMAIN_NAME").or_else(|| get("OS_USER_DOMAIN_ID")).unwrap_or_else(|| "Default".into());
-    let env_problem = |msg: &str| Problem::new(Where::file(Path::new("<environment>")), msg.to_string());
+    let env_problem = |variable: &str, msg: &str| Problem::new(Where::variable(variable), msg.to_string());
     let auth = match get("OS_AUTH_TYPE").as_deref() {
         Some("v3applicationcredential") => Auth::ApplicationCredential {
             id: get("OS_APPLICATION_CREDENTIAL_ID"),
@@ -319,20 +325,26 @@ fn from_os_vars(url: String, var: &dyn Fn(&str) -> Option<String>) -> Result<Cre
             username: get("OS_USERNAME"),
             user_domain,
             secret: Secret::new(get("OS_APPLICATION_CREDENTIAL_SECRET").ok_or_else(|| {
-                env_problem("OS_AUTH_TYPE=v3applicationcredential needs OS_APPLICATION_CREDENTIAL_SECRET")
+                env_problem(
+                    "OS_APPLICATION_CREDENTIAL_SECRET",
+                    "OS_AUTH_TYPE=v3applicationcredential needs OS_APPLICATION_CREDENTIAL_SECRET",
+                )
             })?),
         },
         None | Some("password") | Some("v3password") => Auth::Password {
-            username: get("OS_USERNAME").ok_or_else(|| env_problem("OS_AUTH_URL is set but OS_USERNAME is not"))?,
+            username: get("OS_USERNAME")
+                .ok_or_else(|| env_problem("OS_USERNAME", "OS_AUTH_URL is set but OS_USERNAME is not"))?,
             password: Secret::new(
-                get("OS_PASSWORD").ok_or_else(|| env_problem("OS_AUTH_URL is set but OS_PASSWORD is not"))?,
+                get("OS_PASSWORD")
+                    .ok_or_else(|| env_problem("OS_PASSWORD", "OS_AUTH_URL is set but OS_PASSWORD is not"))?,
             ),
             user_domain,
         },
         Some(other) => {
-            return Err(env_problem(&format!(
-                "OS_AUTH_TYPE={other} is not supported; use password or v3applicationcredential"
-            )));
+            return Err(env_problem(
+                "OS_AUTH_TYPE",
+                &format!("OS_AUTH_TYPE={other} is not supported; use password or v3applicationcredential"),
+            ));
         }
     };
     let project_name = get("OS_PROJECT_NAME").or_else(|| get("OS_TENANT_NAME"));

@@ -381,7 +381,7 @@ mod tests {
             for jargon in ["budget", "Nodes {", "from_str", "Option<", "serde", "breached"] {
                 assert!(!shown.contains(jargon), "{jargon} in: {shown}");
             }
-            assert!(problems[0].at.line.is_some(), "{shown}");
+            assert!(problems[0].at.line().is_some(), "{shown}");
         }
     }
 }

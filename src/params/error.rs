@@ -4,30 +4,79 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Where a problem is: a file, and a position in it when one is known.
+/// Where a problem is, as the operator gave it: a place in a file, a
+/// command-line flag, an environment variable, or a file of the rendered
+/// bundle (what Heat refused). The JSON report names which.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Where {
-    pub path: PathBuf,
-    pub line: Option<u64>,
-    pub column: Option<u64>,
+pub enum Where {
+    File { path: PathBuf, line: Option<u64>, column: Option<u64> },
+    Flag(String),
+    Variable(String),
+    Rendered(String),
 }
 
 impl Where {
     pub fn file(path: &Path) -> Where {
-        Where { path: path.to_path_buf(), line: None, column: None }
+        Where::File { path: path.to_path_buf(), line: None, column: None }
     }
     pub fn at(path: &Path, line: u64, column: u64) -> Where {
-        Where { path: path.to_path_buf(), line: Some(line), column: Some(column) }
+        Where::File { path: path.to_path_buf(), line: Some(line), column: Some(column) }
+    }
+    pub fn flag(flag: impl Into<String>) -> Where {
+        Where::Flag(flag.into())
+    }
+    pub fn variable(name: impl Into<String>) -> Where {
+        Where::Variable(name.into())
+    }
+
+    /// The file, for a problem in one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Where::File { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            Where::File { line, .. } => *line,
+            _ => None,
+        }
+    }
+    pub fn column(&self) -> Option<u64> {
+        match self {
+            Where::File { column, .. } => *column,
+            _ => None,
+        }
+    }
+
+    /// For the JSON report: `{"file", "line", "column"}`, `{"flag"}`,
+    /// `{"variable"}` or `{"rendered"}`.
+    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let v = match self {
+            Where::File { path, line, column } => serde_json::json!({"file": path, "line": line, "column": column}),
+            Where::Flag(f) => serde_json::json!({"flag": f}),
+            Where::Variable(v) => serde_json::json!({"variable": v}),
+            Where::Rendered(f) => serde_json::json!({"rendered": f}),
+        };
+        let serde_json::Value::Object(map) = v else { unreachable!("each arm is an object") };
+        map
     }
 }
 
 impl fmt::Display for Where {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if let (Some(l), Some(c)) = (self.line, self.column) {
-            write!(f, ":{l}:{c}")?;
+        match self {
+            Where::File { path, line, column } => {
+                write!(f, "{}", path.display())?;
+                if let (Some(l), Some(c)) = (line, column) {
+                    write!(f, ":{l}:{c}")?;
+                }
+                Ok(())
+            }
+            Where::Flag(flag) => write!(f, "{flag}"),
+            Where::Variable(name) => write!(f, "${name}"),
+            Where::Rendered(file) => write!(f, "{file} (rendered)"),
         }
-        Ok(())
     }
 }
 
@@ -390,6 +439,34 @@ fn distance(a: &[char], b: &[char]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_problem_says_what_kind_of_place_it_is_in() {
+        let table = [
+            (
+                Where::at(Path::new("env.yml"), 3, 5),
+                "env.yml:3:5",
+                serde_json::json!({"file": "env.yml", "line": 3, "column": 5}),
+            ),
+            (
+                Where::file(Path::new("env.yml")),
+                "env.yml",
+                serde_json::json!({"file": "env.yml", "line": null, "column": null}),
+            ),
+            (Where::flag("--name"), "--name", serde_json::json!({"flag": "--name"})),
+            (Where::variable("OS_CACERT"), "$OS_CACERT", serde_json::json!({"variable": "OS_CACERT"})),
+            (
+                Where::Rendered("template.yaml".into()),
+                "template.yaml (rendered)",
+                serde_json::json!({"rendered": "template.yaml"}),
+            ),
+        ];
+        for (at, shown, json) in table {
+            assert_eq!(at.to_string(), shown);
+            assert_eq!(serde_json::Value::Object(at.to_json()), json, "{shown}");
+            assert_eq!(at.path().is_some(), shown.starts_with("env.yml"), "{shown}");
+        }
+    }
 
     #[test]
     fn suggests_near_misses_only() {

@@ -130,10 +130,10 @@ impl Params {
     /// file. The suffix is a DNS label's tail, and every server name of the
     /// stack (the manager's is the hostname, a worker's
     /// `hostname-worker-N`) stays within 53 characters.
-    pub fn with_name_suffix(&mut self, suffix: &str, at: &Path) -> Result<(), Problem> {
+    pub fn with_name_suffix(&mut self, suffix: &str, at: Where) -> Result<(), Problem> {
         const SERVER_NAME_MAX: usize = 53;
         let bad = |why: String| {
-            Problem::new(Where::file(at), why)
+            Problem::new(at.clone(), why)
                 .hint("a suffix has lower-case letters, digits and inner hyphens, such as a CI job number: ci-4711")
         };
         let ok = !suffix.is_empty()
@@ -250,7 +250,10 @@ impl Params {
             _ => NodeConfigFormat::CloudConfig,
         };
         let env_credentials = credentials::EnvFileCredentials {
-            file: merged.value_at("os_authurl").or_else(|| merged.value_at("os_password")).map(|w| w.path.clone()),
+            file: merged
+                .value_at("os_authurl")
+                .or_else(|| merged.value_at("os_password"))
+                .and_then(|w| w.path().map(Path::to_path_buf)),
             auth_url: get.opt_text("os_authurl"),
             username: get.opt_text("os_username"),
             password: get.opt_secret("os_password"),
@@ -261,8 +264,9 @@ impl Params {
         };
         if !problems.is_empty() {
             // In reading order: file by file, line by line; missing keys last.
-            let file_pos = |p: &Problem| files.iter().position(|f| f.path == p.at.path).unwrap_or(usize::MAX);
-            problems.sort_by_key(|p| (file_pos(p), p.at.line.unwrap_or(u64::MAX), p.at.column));
+            let file_pos =
+                |p: &Problem| files.iter().position(|f| Some(f.path.as_path()) == p.at.path()).unwrap_or(usize::MAX);
+            problems.sort_by_key(|p| (file_pos(p), p.at.line().unwrap_or(u64::MAX), p.at.column()));
             if problems.len() > MAX_PROBLEMS {
                 let more = problems.len() - MAX_PROBLEMS;
                 problems.truncate(MAX_PROBLEMS);
@@ -501,16 +505,16 @@ mod tests {
     #[test]
     fn a_name_suffix_makes_a_new_hostname_within_server_name_limits() {
         let mut p = load(&["examples/env_params.yml"]);
-        p.with_name_suffix("ci-4711", Path::new("--name-suffix")).unwrap();
+        p.with_name_suffix("ci-4711", Where::flag("--name-suffix")).unwrap();
         assert_eq!(p.hostname, "myhost-ci-4711");
         assert_eq!(p.fqdn(), "myhost-ci-4711.mydomain.com");
         for bad in ["CI", "-x", "x-", "a_b", "", "ä"] {
-            let e = load(&["examples/env_params.yml"]).with_name_suffix(bad, Path::new("--name-suffix")).unwrap_err();
+            let e = load(&["examples/env_params.yml"]).with_name_suffix(bad, Where::flag("--name-suffix")).unwrap_err();
             assert!(e.message.contains("cannot end a host name"), "{bad}: {}", e.message);
         }
         let mut p = load(&["examples/env_params.yml"]);
         p.workers.count = 100;
-        let e = p.with_name_suffix(&"x".repeat(40), Path::new("--name-suffix")).unwrap_err();
+        let e = p.with_name_suffix(&"x".repeat(40), Where::flag("--name-suffix")).unwrap_err();
         assert!(e.message.contains("room for a suffix of 36"), "{}", e.message);
         assert_eq!(p.hostname, "myhost", "unchanged when refused");
     }

@@ -44,7 +44,7 @@ impl Named {
     /// folder (as Heat takes `get_file` paths).
     pub fn new(key: &'static str, at: Where, written: &str) -> Named {
         let written = Path::new(written);
-        let path = match at.path.parent() {
+        let path = match at.path().and_then(Path::parent) {
             Some(dir) if written.is_relative() => dir.join(written),
             _ => written.to_path_buf(),
         };
