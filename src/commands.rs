@@ -66,7 +66,7 @@ pub fn run(cli: &Cli, ui: &mut Ui) -> Result<()> {
 }
 
 fn clouds(names: bool, ui: &mut Ui) -> Result<()> {
-    let list = credentials::clouds(&|k| std::env::var(k).ok()).map_err(|p| InputError(vec![p]))?;
+    let list = credentials::clouds(&|k| crate::env_var(k)).map_err(|p| InputError(vec![p]))?;
     if names {
         ui.human(&list.iter().map(|c| format!("{}\n", c.name)).collect::<String>());
     } else if list.is_empty() {
@@ -144,7 +144,7 @@ pub fn resolve_credentials(
         insecure: global.insecure,
     };
     let resolved =
-        credentials::resolve(&req, &|k| std::env::var(k).ok(), from_env_files).map_err(|p| InputError(vec![p]))?;
+        credentials::resolve(&req, &|k| crate::env_var(k), from_env_files).map_err(|p| InputError(vec![p]))?;
     for w in &resolved.warnings {
         ui.warn(w);
     }
@@ -261,13 +261,14 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
 }
 
 fn state_root(global: &Global) -> std::path::PathBuf {
-    global.state_dir.clone().unwrap_or_else(|| StateDir::default_root(&|k| std::env::var(k).ok()))
+    global.state_dir.clone().unwrap_or_else(|| StateDir::default_root(&|k| crate::env_var(k)))
 }
 
 /// The stack's state for a command that writes it: locked until the
 /// returned value (and its clones) are dropped.
 pub fn state_dir(global: &Global, stack: &str) -> Result<StateDir> {
-    let wait = if global.no_wait { provision::state::Wait::Fail } else { provision::state::Wait::Block };
+    let wait =
+        if global.no_wait { provision::state::Wait::Fail } else { provision::state::Wait::Block(|m| eprintln!("{m}")) };
     Ok(StateDir::open_with(&state_root(global), stack, wait)?)
 }
 

@@ -15,6 +15,9 @@
 // Input problems carry file, line, column, key and hint; they are built only
 // on the error path, where their size costs nothing.
 #![allow(clippy::result_large_err)]
+// The library reports through its return values and callbacks; only the
+// binary prints, and reads the environment (clippy.toml).
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
 pub mod bundle;
 pub mod check;

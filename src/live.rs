@@ -73,7 +73,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     let handing_off = std::cell::Cell::new(false);
 
     let given = Ownership::for_run(
-        &|k| std::env::var(k).ok(),
+        &|k| crate::env_var(k),
         args.ttl.as_deref(),
         args.ci_url.as_deref(),
         creds.target().user.as_deref(),
@@ -270,7 +270,7 @@ fn seed_of(params: &Params, state: &StateDir) -> Result<Option<handoff::seed::Se
         user: params.registry.user.clone(),
         password: provision::params::Secret::new(password.trim()),
     };
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let var = |k: &str| crate::env_var(k).filter(|v| !v.is_empty());
     let from = params.seed.registry.as_ref().map(|registry| {
         let login = var("PROVISION_SEED_USER").zip(var("PROVISION_SEED_PASSWORD")).map(|(user, password)| {
             handoff::seed::Login {

@@ -18,6 +18,14 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_TIMED_OUT: u8 = 3;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// The one reader of the process environment (clippy.toml forbids the
+/// others): the library gets it as a lookup function. Present but not
+/// UTF-8 reads as present, lossily.
+#[allow(clippy::disallowed_methods)]
+pub fn env_var(key: &str) -> Option<String> {
+    std::env::var_os(key).map(|v| v.to_string_lossy().into_owned())
+}
+
 fn main() -> ExitCode {
     let cli = match parse() {
         Ok(cli) => cli,

@@ -61,10 +61,11 @@ pub enum Mode {
 }
 
 /// What a run does when another holds the stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Wait {
-    /// Wait, saying so once on stderr.
-    Block,
+    /// Wait, saying so once through this notice (the library prints
+    /// nothing itself).
+    Block(fn(&str)),
     /// Fail at once (`--no-wait`).
     Fail,
 }
@@ -93,7 +94,7 @@ impl StateDir {
     /// The stack's directory, made if needed, checked, locked (waiting for
     /// another run) and cleared of a killed run's leftovers.
     pub fn open(root: &Path, stack: &str) -> Result<StateDir, StateError> {
-        StateDir::open_with(root, stack, Wait::Block)
+        StateDir::open_with(root, stack, Wait::Block(|_| {}))
     }
 
     pub fn open_with(root: &Path, stack: &str, wait: Wait) -> Result<StateDir, StateError> {
@@ -347,13 +348,15 @@ fn lock(dir: &Path, stack: &str, uid: u32, wait: Wait) -> Result<Lock, StateErro
                 "" => String::new(),
                 pid => format!(" (pid {pid})"),
             };
-            if wait == Wait::Fail {
+            if matches!(wait, Wait::Fail) {
                 return Err(StateError::new(
                     dir,
                     format!("another provision run{holder} is using stack {stack}; run again when it is done"),
                 ));
             }
-            eprintln!("waiting for another provision run on stack {stack}{holder}…");
+            if let Wait::Block(notice) = wait {
+                notice(&format!("waiting for another provision run on stack {stack}{holder}…"));
+            }
             f.lock().map_err(|e| StateError::io(&path, "lock", e))?;
         }
         Err(fs::TryLockError::Error(e)) => return Err(StateError::io(&path, "lock", e)),

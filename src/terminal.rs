@@ -39,7 +39,7 @@ impl Drop for RawMode {
 pub fn terminal() -> Option<Terminal> {
     std::io::stdin().is_terminal().then(|| {
         let (cols, rows) = size();
-        Terminal { term: std::env::var("TERM").unwrap_or_else(|_| "xterm".into()), cols, rows }
+        Terminal { term: crate::env_var("TERM").unwrap_or_else(|| "xterm".into()), cols, rows }
     })
 }
 

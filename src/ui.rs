@@ -21,7 +21,7 @@ impl Ui {
         let color = match color {
             Color::Always => true,
             Color::Never => false,
-            Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            Color::Auto => std::io::stderr().is_terminal() && crate::env_var("NO_COLOR").is_none(),
         };
         Ui {
             json: output == Output::Json,

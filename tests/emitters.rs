@@ -8,6 +8,8 @@
 //!
 //! Seeded: PROVISION_EMIT_SEED=N replays a run; PROVISION_EMIT_CASES=N
 //! changes the number of cases (10,000 by default).
+// A test reads its knobs (seeds, paths) from the environment itself.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::Read;
 

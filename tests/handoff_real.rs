@@ -10,6 +10,8 @@
 //! when the test binary exits; a harness that is already up is not touched
 //! (the tests fail and say so). Without root the harness tests are skipped,
 //! saying why; the rest runs everywhere.
+// A test reads its knobs (seeds, paths) from the environment itself.
+#![allow(clippy::disallowed_methods)]
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 //! free of temporary files. The moments are spread over the measured length
 //! of a render by a seeded generator; the seed is printed, and
 //! STATE_KILL_SEED=N replays a run.
+// A test reads its knobs (seeds, paths) from the environment itself.
+#![allow(clippy::disallowed_methods)]
 
 mod state_common;
 

@@ -3,7 +3,8 @@
 //! ports picked here. Every process is a `Child` of the test, killed by its
 //! handle when its guard drops (also when the test panics); nothing else is
 //! ever signalled.
-
+// A test reads its knobs (seeds, paths) from the environment itself.
+#![allow(clippy::disallowed_methods)]
 // Shared by several test crates; each uses only part of it.
 #![allow(dead_code)]
 
