@@ -303,8 +303,7 @@ fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
     };
     let password = state.read_private(bundle::REGISTRY_PASSWORD)?.ok_or_else(|| missing("registry password"))?;
     let fqdn = loaded.params.fqdn();
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = crate::runtime()?;
     let address = match args.address {
         Some(a) => a,
         None => runtime

@@ -32,10 +32,6 @@ pub struct StillRunning {
     pub interrupted: bool,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
-}
-
 /// The credentials a cloud command needs; once found, the command says
 /// where it will act.
 fn need_credentials(
@@ -67,7 +63,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     let state = state_dir(global, &loaded.stack_name)?;
     let swift = swift_credentials(&loaded, ui)?;
     let progress = Progress::new();
-    let rt = runtime()?;
+    let rt = crate::runtime()?;
     let name = loaded.stack_name.clone();
     // Set once the stack is complete, so an interruption says what it stopped.
     let handing_off = std::cell::Cell::new(false);
@@ -483,7 +479,7 @@ fn show(global: &Global, ui: &mut Ui, watch: Option<Duration>) -> Result<(String
     let (name, given) = load_for_name(global, ui)?;
     let creds = need_credentials(&given, ui)?;
     let progress = Progress::new();
-    let rt = runtime()?;
+    let rt = crate::runtime()?;
     let outcome = rt.block_on(async {
         let cloud = connect(&creds, &progress).await?;
         let Some((stack_ref, mut shown)) = stack::find(&cloud, &name).await? else {
@@ -568,7 +564,7 @@ pub fn logs(global: &Global, ui: &mut Ui, args: &LogsArgs) -> Result<()> {
     let (name, given) = load_for_name(global, ui)?;
     let creds = need_credentials(&given, ui)?;
     let progress = Progress::new();
-    let rt = runtime()?;
+    let rt = crate::runtime()?;
     let (outcome, logs) = rt.block_on(async {
         let cloud = connect(&creds, &progress).await?;
         let Some((stack_ref, shown)) = stack::find(&cloud, &name).await? else {
@@ -647,7 +643,7 @@ struct Listed<'a> {
 pub fn list(global: &Global, args: &ListArgs, ui: &mut Ui) -> Result<()> {
     let creds = project_credentials(global, ui)?;
     let progress = Progress::new();
-    let (stacks, fips, requests) = runtime()?.block_on(async {
+    let (stacks, fips, requests) = crate::runtime()?.block_on(async {
         let cloud = connect(&creds, &progress).await?;
         let (stacks, fips) = fleet::survey(&cloud).await?;
         Ok::<_, anyhow::Error>((stacks, fips, cloud.requests()))
@@ -724,7 +720,7 @@ pub fn gc(global: &Global, args: &GcArgs, ui: &mut Ui) -> Result<()> {
     let grace = ownership::parse_ttl(&args.grace).map_err(|e| Usage(format!("--grace: {e}")))?;
     let creds = project_credentials(global, ui)?;
     let progress = Progress::new();
-    let (plan, requests) = runtime()?.block_on(async {
+    let (plan, requests) = crate::runtime()?.block_on(async {
         let cloud = connect(&creds, &progress).await?;
         let ((stacks, fips), names) =
             tokio::try_join!(async { fleet::survey(&cloud).await.map_err(anyhow::Error::from) }, async {
@@ -773,7 +769,7 @@ pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
     let known = state_known(global, &name);
     let state = if known { state_dir(global, &name)? } else { state_view(global, &name)? };
     let progress = Progress::new();
-    let rt = runtime()?;
+    let rt = crate::runtime()?;
     // Heat's stack, if any; for a name neither Heat nor this machine
     // knows, the project's stack names, to suggest from.
     let (cloud, stack, others) = rt.block_on(async {
@@ -874,7 +870,7 @@ pub fn stack_nodes(
     let creds = need_credentials(&given, ui)?;
     check(&if writes { state_dir(global, &name)? } else { state_view(global, &name)? })?;
     let progress = Progress::new();
-    let outcome = runtime()?.block_on(async {
+    let outcome = crate::runtime()?.block_on(async {
         let cloud = connect(&creds, &progress).await?;
         let Some((stack_ref, shown)) = stack::find(&cloud, &name).await? else {
             return Ok::<_, anyhow::Error>(None);

@@ -26,6 +26,20 @@ pub fn env_var(key: &str) -> Option<String> {
     std::env::var_os(key).map(|v| v.to_string_lossy().into_owned())
 }
 
+/// The one async runtime. Each command drives its cloud or SSH work on it
+/// with `block_on`, one call after another, never nested.
+pub fn runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
 fn main() -> ExitCode {
     let cli = match parse() {
         Ok(cli) => cli,

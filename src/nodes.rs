@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use provision::bundle::render::Templates;
 use provision::handoff::ssh::{Cmd, Connector, Settings, Stream};
@@ -36,10 +36,6 @@ fn input(at: Where, message: impl Into<String>, hint: Option<&str>) -> anyhow::E
         p = p.hint(h);
     }
     InputError(vec![p]).into()
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
 }
 
 /// The stack's state directory, when the command line names a stack;
@@ -165,7 +161,7 @@ pub fn ssh(global: &Global, args: &SshArgs, ui: &mut Ui) -> Result<()> {
         (Stream::Stdout, true) => stdout.extend_from_slice(data),
         (Stream::Stderr, true) => stderr.extend_from_slice(data),
     };
-    let status = runtime()?.block_on(async {
+    let status = crate::runtime()?.block_on(async {
         let manager = a.connector.manager(&a.nodes.manager, &notice).await?;
         // The worker's connection runs inside the manager's: both stay open
         // until the command is done.
@@ -244,7 +240,8 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
         imixs::write_local(dir, &stacks)?;
     }
     let report =
-        runtime()?.block_on(handoff::form(n, &a.connector, &Waits::default(), &stacks, None, &|m| progress.line(m)))?;
+        crate::runtime()?
+            .block_on(handoff::form(n, &a.connector, &Waits::default(), &stacks, None, &|m| progress.line(m)))?;
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
     let mut text = if report.changed() {
