@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
+use provision::bundle::outputs::StackOutputs;
 use provision::bundle::render::Templates;
 use provision::bundle::{self, FloatingIp};
 use provision::handoff::ssh::Settings;
@@ -572,7 +573,7 @@ pub fn logs(global: &Global, ui: &mut Ui, args: &LogsArgs) -> Result<()> {
         };
         let o = stack::shown_outcome(&cloud, stack_ref.clone(), &shown).await?;
         let servers = stack::servers(&cloud, &stack_ref).await?;
-        let manager = o.outputs.get("manager_name").and_then(|v| v.as_str()).map(str::to_string);
+        let manager = StackOutputs::read(&o.outputs).manager_name;
         let wanted: Vec<_> = match (&args.node, &manager) {
             (Some(n), _) => servers.iter().filter(|s| &s.0 == n).collect(),
             (None, Some(m)) if servers.iter().any(|s| &s.0 == m) => servers.iter().filter(|s| &s.0 == m).collect(),
@@ -887,14 +888,11 @@ pub fn stack_nodes(
     // The template's outputs name the manager and the registry; env files,
     // when given, say the same (a stack made by an older template lacks
     // `manager_name`).
-    let output = |k: &str| o.outputs.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let manager = output("manager_name").or_else(|| hostname.as_ref().map(|h| h.0.clone())).ok_or_else(|| {
+    let read = StackOutputs::read(&o.outputs);
+    let manager = read.manager_name.or_else(|| hostname.as_ref().map(|h| h.0.clone())).ok_or_else(|| {
         anyhow!("stack {name} has no output `manager_name`; give the environment files (--env) to name the manager")
     })?;
-    let fqdn = output("registry")
-        .and_then(|r| r.strip_suffix(":5000").map(str::to_string))
-        .or_else(|| hostname.map(|h| h.1))
-        .unwrap_or_else(|| manager.clone());
+    let fqdn = read.registry.map(|r| r.host).or_else(|| hostname.map(|h| h.1)).unwrap_or_else(|| manager.clone());
     let nodes = match handoff::Nodes::from_outputs(&manager, &o.outputs) {
         Ok(n) => n,
         Err(e) if !o.ok => handoff::Nodes::manager_from_outputs(&manager, &o.outputs)

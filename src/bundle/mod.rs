@@ -10,6 +10,7 @@ pub mod certs;
 pub mod exposure;
 pub mod node;
 pub mod nodes;
+pub mod outputs;
 pub mod registry;
 pub mod render;
 
@@ -699,6 +700,9 @@ mod tests {
             assert_eq!(f.routers, of("OS::Neutron::Router").len() as u64);
             assert_eq!(f.servers, 4);
             assert_eq!(f.floating_ips, u64::from(new_fip));
+            let mut names: Vec<&str> = t["outputs"].as_object().unwrap().keys().map(String::as_str).collect();
+            names.sort();
+            assert_eq!(names, outputs::NAMES, "the template's outputs are the ones named in outputs.rs");
         }
     }
 }

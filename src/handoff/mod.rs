@@ -25,6 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::bundle::outputs;
 use crate::state::StateError;
 
 #[derive(Debug, thiserror::Error)]
@@ -191,8 +192,8 @@ impl Nodes {
             }
         };
         let mut nodes = Nodes::manager_from_outputs(manager_name, outputs)?;
-        let names = list("worker_names")?;
-        let ips = list("worker_private_ips")?;
+        let names = list(outputs::WORKER_NAMES)?;
+        let ips = list(outputs::WORKER_PRIVATE_IPS)?;
         if names.len() != ips.len() {
             return Err(HandoffError::Nodes(format!(
                 "the stack lists {} worker names but {} worker addresses; wait for it to settle",
@@ -226,8 +227,8 @@ impl Nodes {
         };
         let manager = Manager {
             name: manager_name.to_string(),
-            public_address: addr("manager_floating_ip")?,
-            private_address: addr("manager_private_ip")?,
+            public_address: addr(outputs::MANAGER_FLOATING_IP)?,
+            private_address: addr(outputs::MANAGER_PRIVATE_IP)?,
         };
         // Flatcar's login user, which is in the docker group.
         Nodes {
