@@ -213,7 +213,7 @@ fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
     };
     let b = bundle::build(&loaded.params, &req)?;
     let written = b.write(&args.out).with_context(|| format!("writing the bundle to {}", args.out.display()))?;
-    if let Some(why) = b.summary.server_certificate.strip_prefix("reissued: ") {
+    if let bundle::certs::Outcome::Reissued(why) = &b.summary.server_certificate {
         ui.warn(&format!(
             "the registry certificate was issued again ({why}); nodes made before this run still have the old one"
         ));

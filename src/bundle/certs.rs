@@ -69,6 +69,24 @@ pub enum Outcome {
     Given(std::path::PathBuf),
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Created => write!(f, "created"),
+            Outcome::Reused => write!(f, "reused"),
+            Outcome::Reissued(why) => write!(f, "reissued: {why}"),
+            Outcome::Given(file) => write!(f, "yours: {}", file.display()),
+        }
+    }
+}
+
+/// As the text above, in the JSON report.
+impl serde::Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// The certificates a bundle needs. The CA key stays in the state directory.
 #[derive(Debug, Clone)]
 pub struct Certs {

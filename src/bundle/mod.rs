@@ -112,8 +112,8 @@ pub struct Summary {
     pub registry_password_file: PathBuf,
     pub ca_cert_file: PathBuf,
     pub certificate_names: Vec<String>,
-    pub ca: String,
-    pub server_certificate: String,
+    pub ca: certs::Outcome,
+    pub server_certificate: certs::Outcome,
     pub workers: u64,
     pub network: String,
     pub storage: String,
@@ -389,12 +389,6 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     let environment = environment_yaml(params, req.floating_ip.as_ref(), req.stack_name);
     tracing::debug!(stack = req.stack_name, files = ?files, "bundle rendered");
 
-    let describe = |o: &certs::Outcome| match o {
-        certs::Outcome::Created => "created".to_string(),
-        certs::Outcome::Reused => "reused".to_string(),
-        certs::Outcome::Reissued(why) => format!("reissued: {why}"),
-        certs::Outcome::Given(file) => format!("yours: {}", file.display()),
-    };
     let summary = Summary {
         stack_name: req.stack_name.to_string(),
         registry: format!("{fqdn}:{REGISTRY_PORT}"),
@@ -409,8 +403,8 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
             Some(_) => vec![fqdn.clone()],
             None => names.dns.iter().cloned().chain(names.ips.iter().map(|i| i.to_string())).collect(),
         },
-        ca: describe(&certs.ca),
-        server_certificate: describe(&certs.server),
+        ca: certs.ca.clone(),
+        server_certificate: certs.server.clone(),
         workers: params.workers.count,
         network: match &params.network {
             Network::Existing(n) => format!("existing network {n}"),

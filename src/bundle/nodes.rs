@@ -183,7 +183,7 @@ fn common_files(
 ) -> Result<Vec<NodeFile>, RenderError> {
     Ok(vec![
         NodeFile::new("/etc/docker/daemon.json", 0o644, c.daemon_json),
-        NodeFile::new(&format!("/etc/docker/certs.d/{}:5000/ca.crt", c.fqdn), 0o644, c.ca_cert),
+        NodeFile::new(&format!("/etc/docker/certs.d/{}:{}/ca.crt", c.fqdn, super::REGISTRY_PORT), 0o644, c.ca_cert),
         NodeFile::new(&format!("/etc/docker/certs.d/{}/ca.crt", c.fqdn), 0o644, c.ca_cert),
         // The host key made on the operator's machine, which provision pins.
         // Flatcar's sshd runs once per connection, so a key written here is
