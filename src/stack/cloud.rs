@@ -229,6 +229,16 @@ impl Cloud {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// Sends one call whose target may be gone: `None` for a 404, which for
+    /// a show means "no such thing" and for a delete "already done".
+    pub async fn send_opt(&self, call: &Call) -> Result<Option<Value>, CloudError> {
+        match self.send(call).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sends one call; a JSON answer (or `null` for an empty one) on 2xx.
     pub async fn send(&self, call: &Call) -> Result<Value, CloudError> {
         let mut attempt = 1;

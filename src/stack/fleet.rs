@@ -184,9 +184,8 @@ pub async fn carry_out(
             Verdict::Delete(_) if f.stack().is_some_and(|s| failed_stacks.contains(s)) => {
                 Some("kept: its stack could not be deleted".into())
             }
-            Verdict::Delete(_) => Some(match cloud.send(&neutron::delete_floating_ip(&f.id)).await {
+            Verdict::Delete(_) => Some(match cloud.send_opt(&neutron::delete_floating_ip(&f.id)).await {
                 Ok(_) => "deleted".into(),
-                Err(e) if e.status() == Some(404) => "deleted".into(),
                 Err(e) => format!("error: {e}"),
             }),
             Verdict::Mark(_) => {

@@ -96,11 +96,7 @@ pub struct Outcome {
 
 /// The stack by name, if Heat has one.
 pub async fn find(cloud: &Cloud, name: &str) -> Result<Option<(StackRef, Value)>, CloudError> {
-    match cloud.send(&heat::find(name)).await {
-        Ok(v) => Ok(StackRef::from_json(name, &v).map(|r| (r, v))),
-        Err(e) if e.status() == Some(404) => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(cloud.send_opt(&heat::find(name)).await?.and_then(|v| StackRef::from_json(name, &v).map(|r| (r, v))))
 }
 
 /// The tag on every stack provision makes, so that `destroy` can tell its
@@ -249,12 +245,10 @@ pub async fn floating_ip(
         cloud.send(&neutron::set_tags(&fip.id, &fleet::floating_ip_tags(stack_name, owner))).await?;
         Ok::<_, StackError>((fip, new))
     };
-    if let Some(fip) = remembered_floating_ip(state)? {
-        match cloud.send(&neutron::floating_ip(&fip.id)).await {
-            Ok(_) => return tag(fip, false).await,
-            Err(e) if e.status() == Some(404) => {}
-            Err(e) => return Err(e.into()),
-        }
+    if let Some(fip) = remembered_floating_ip(state)?
+        && cloud.send_opt(&neutron::floating_ip(&fip.id)).await?.is_some()
+    {
+        return tag(fip, false).await;
     }
     let v = cloud
         .send(&neutron::create_floating_ip(&found.fip_network_id, &format!("{}{stack_name}", fleet::FIP_DESCRIPTION)))
@@ -569,11 +563,7 @@ pub async fn destroy(
 ) -> Result<Outcome, StackError> {
     let last = cloud.send(&heat::last_event(&stack.name, &stack.id)).await?;
     let marker = events::parse_events(&last).pop().map(|e| e.id);
-    match cloud.send(&heat::delete(&stack.name, &stack.id)).await {
-        Ok(_) => {}
-        Err(e) if e.status() == Some(404) => {}
-        Err(e) => return Err(e.into()),
-    }
+    cloud.send_opt(&heat::delete(&stack.name, &stack.id)).await?;
     let mut follow = Follow::new(stack.clone(), marker);
     match wait(cloud, &stack, &mut follow, deadline, watch).await? {
         Waited::Gone => Ok(Outcome {
@@ -597,11 +587,7 @@ pub async fn destroy(
 /// Releases the floating IP this tool allocated for the stack.
 pub async fn release_floating_ip(cloud: &Cloud, state: &StateDir) -> Result<Option<FloatingIp>, StackError> {
     let Some(fip) = remembered_floating_ip(state)? else { return Ok(None) };
-    match cloud.send(&neutron::delete_floating_ip(&fip.id)).await {
-        Ok(_) => {}
-        Err(e) if e.status() == Some(404) => {}
-        Err(e) => return Err(e.into()),
-    }
+    cloud.send_opt(&neutron::delete_floating_ip(&fip.id)).await?;
     state.remove(FLOATING_IP_FILE)?;
     Ok(Some(fip))
 }
@@ -662,11 +648,10 @@ async fn wait(
     let mut pace = Pace::new();
     let mut status = String::from("IN_PROGRESS");
     loop {
-        let fresh = match cloud.send(&heat::events(&stack.name, &stack.id, follow.marker.as_deref())).await {
-            Ok(v) => Some(follow.take(events::parse_events(&v))),
-            Err(e) if e.status() == Some(404) => None,
-            Err(e) => return Err(e.into()),
-        };
+        let fresh = cloud
+            .send_opt(&heat::events(&stack.name, &stack.id, follow.marker.as_deref()))
+            .await?
+            .map(|v| follow.take(events::parse_events(&v)));
         let (count, moved) = match &fresh {
             Some((list, moved)) => {
                 for e in list {
@@ -680,33 +665,29 @@ async fn wait(
         };
         if moved || last_show.elapsed() >= SHOW_EVERY {
             last_show = Instant::now();
-            match cloud.send(&heat::show(&stack.name, &stack.id)).await {
-                Ok(v) => {
-                    let now = events::status(&v)?.0;
-                    status = now.to_string();
-                    if now == StackStatus::new(Action::Delete, State::Complete) {
-                        return Ok(Waited::Gone);
-                    }
-                    // The last events may have landed after this poll,
-                    // unless the stack's own final event was among them.
-                    let final_seen = follow.stack_status.as_deref() == Some(status.as_str());
-                    if now.settled() {
-                        if !final_seen
-                            && let Ok(rest) =
-                                cloud.send(&heat::events(&stack.name, &stack.id, follow.marker.as_deref())).await
-                        {
-                            for e in follow.take(events::parse_events(&rest)).0 {
-                                watch.event(&e);
-                            }
-                        }
-                        return Ok(Waited::Settled(v));
-                    }
-                    if fresh.is_none() {
-                        follow.marker = None;
+            let Some(v) = cloud.send_opt(&heat::show(&stack.name, &stack.id)).await? else {
+                return Ok(Waited::Gone);
+            };
+            let now = events::status(&v)?.0;
+            status = now.to_string();
+            if now == StackStatus::new(Action::Delete, State::Complete) {
+                return Ok(Waited::Gone);
+            }
+            // The last events may have landed after this poll,
+            // unless the stack's own final event was among them.
+            let final_seen = follow.stack_status.as_deref() == Some(status.as_str());
+            if now.settled() {
+                if !final_seen
+                    && let Ok(rest) = cloud.send(&heat::events(&stack.name, &stack.id, follow.marker.as_deref())).await
+                {
+                    for e in follow.take(events::parse_events(&rest)).0 {
+                        watch.event(&e);
                     }
                 }
-                Err(e) if e.status() == Some(404) => return Ok(Waited::Gone),
-                Err(e) => return Err(e.into()),
+                return Ok(Waited::Settled(v));
+            }
+            if fresh.is_none() {
+                follow.marker = None;
             }
         }
         watch.progress(&Snapshot {
