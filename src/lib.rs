@@ -10,7 +10,9 @@
 //!    host keys;
 //!
 //! and after them [`check`], which looks at a deployed registry from the
-//! operator's machine.
+//! operator's machine. Beside the stages, [`state`] (the per-stack state
+//! directory) and [`keys`] (the stack's SSH keys in it), which bundle makes
+//! and handoff uses. No stage imports a later one.
 
 // Input problems carry file, line, column, key and hint; they are built only
 // on the error path, where their size costs nothing.
@@ -22,6 +24,7 @@
 pub mod bundle;
 pub mod check;
 pub mod handoff;
+pub mod keys;
 pub mod params;
 pub mod stack;
 pub mod state;

@@ -13,7 +13,8 @@ use anyhow::Result;
 use provision::bundle::render::Templates;
 use provision::handoff::ssh::{Cmd, Connector, Settings, Stream};
 use provision::handoff::swarm::Waits;
-use provision::handoff::{self, Nodes, imixs, keys};
+use provision::handoff::{self, Nodes, imixs};
+use provision::keys;
 use provision::params::{InputError, Problem, Where};
 use provision::state::StateDir;
 
@@ -114,7 +115,7 @@ fn stack_access(global: &Global, args: &NodesArgs, ui: &mut Ui, settings: Settin
     let nodes = found.nodes;
     let pins = match &args.host_keys {
         Some(d) => keys::load_pins(d, &nodes.names()).map_err(|e| input(Where::file(d), e.to_string(), None))?,
-        None => keys::stack_pins(&state, &nodes)?,
+        None => handoff::stack_pins(&state, &nodes)?,
     };
     let connector = Connector::new(&nodes, key, &identity.display().to_string(), pins, settings);
     Ok(Access {

@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use provision::handoff::keys;
+use provision::keys;
 use provision::state::{Mode, StateDir};
 use serde_json::{Value, json};
 

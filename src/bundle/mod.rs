@@ -36,7 +36,7 @@ pub enum BundleError {
     #[error("rendered {name} is not valid YAML: {message}")]
     Invalid { name: String, message: String },
     #[error(transparent)]
-    Keys(#[from] crate::handoff::HandoffError),
+    Keys(#[from] crate::keys::KeyError),
     #[error(
         "registry_storage: swift needs OpenStack credentials to put on the node (os_* parameters, OS_* variables or --os-cloud)"
     )]
@@ -342,7 +342,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     let mut files = BTreeMap::new();
     files.insert("worker.yaml".to_string(), File { contents: worker_template, mode: Mode::Public });
     // Both node configs hold a private host key, so both are 0600.
-    let ssh = crate::handoff::keys::stack_keys(req.state, &params.hostname)?;
+    let ssh = crate::keys::stack_keys(req.state, &params.hostname)?;
     let common = nodes::Common {
         fqdn: &fqdn,
         daemon_json: &daemon_json,

@@ -12,7 +12,6 @@
 
 pub mod commands;
 pub mod imixs;
-pub mod keys;
 pub mod seed;
 pub mod ssh;
 pub mod swarm;
@@ -26,7 +25,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::bundle::outputs;
-use crate::state::StateError;
+use crate::keys;
+use crate::state::{StateDir, StateError};
+
+/// The host keys pinned for these nodes: the manager's own, and the
+/// workers' shared one (see [`keys::WORKER_HOST_KEY`]).
+pub fn stack_pins(state: &StateDir, nodes: &Nodes) -> Result<keys::Pins, HandoffError> {
+    let workers: Vec<&str> = nodes.workers.iter().map(|w| w.name.as_str()).collect();
+    Ok(keys::stack_pins(state, &nodes.manager.name, &workers)?)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandoffError {
@@ -35,8 +42,8 @@ pub enum HandoffError {
     Nodes(String),
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("{0}")]
-    Keys(String),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
     #[error(
         "host key of {node} ({address}) does not match the one pinned for it: expected {expected}, offered {offered}. \
          Nothing was sent to it. If the node was rebuilt with another key, give it its pinned key again; \
@@ -102,7 +109,7 @@ pub async fn for_stack(
     settings: ssh::Settings,
     notice: &dyn Fn(&str),
 ) -> Result<swarm::Report, HandoffError> {
-    let pins = keys::stack_pins(state, nodes)?;
+    let pins = stack_pins(state, nodes)?;
     let client = keys::client_key_path(state);
     let key = keys::load_client(&client)?;
     let connector = ssh::Connector::new(nodes, key, &client.display().to_string(), pins, settings);

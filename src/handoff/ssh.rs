@@ -13,8 +13,8 @@ use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{ChannelMsg, Disconnect};
 
-use super::keys::{Pins, fingerprint, same_key};
 use super::{HandoffError, Manager, Nodes, Worker};
+use crate::keys::{Pins, fingerprint, same_key};
 
 /// How long to wait, and how often to try.
 #[derive(Debug, Clone)]
@@ -331,7 +331,10 @@ impl Connector {
     }
 
     fn pin(&self, node: &str) -> Result<PublicKey, HandoffError> {
-        self.pins.get(node).cloned().ok_or_else(|| HandoffError::Keys(format!("no pinned host key for {node}")))
+        self.pins
+            .get(node)
+            .cloned()
+            .ok_or_else(|| HandoffError::Keys(crate::keys::KeyError::Bad(format!("no pinned host key for {node}"))))
     }
 
     /// The manager, on its public address.

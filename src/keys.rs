@@ -11,8 +11,16 @@ use russh::keys::ssh_key::LineEnding;
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{HashAlg, PrivateKey, PublicKey};
 
-use super::HandoffError;
-use crate::state::{Mode, StateDir};
+use crate::state::{Mode, StateDir, StateError};
+
+/// A key that cannot be made, read or trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{0}")]
+    Bad(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
 
 /// Under the state directory: `<node>/ssh_host_ed25519_key(.pub)`, the
 /// layout `dev/nodes/nodes up --host-keys DIR` and sshd both expect.
@@ -44,15 +52,15 @@ pub fn same_key(a: &PublicKey, b: &PublicKey) -> bool {
     a.key_data() == b.key_data()
 }
 
-fn keys_err(what: String) -> impl FnOnce(russh::keys::ssh_key::Error) -> HandoffError {
-    move |e| HandoffError::Keys(format!("{what}: {e}"))
+fn keys_err(what: String) -> impl FnOnce(russh::keys::ssh_key::Error) -> KeyError {
+    move |e| KeyError::Bad(format!("{what}: {e}"))
 }
 
 /// A fresh ed25519 key from the system's random source (through aws-lc, as
 /// the certificates are made).
-pub fn generate(comment: &str) -> Result<PrivateKey, HandoffError> {
+pub fn generate(comment: &str) -> Result<PrivateKey, KeyError> {
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    aws_lc_rs::rand::fill(&mut seed[..]).map_err(|_| HandoffError::Keys("the system's random source failed".into()))?;
+    aws_lc_rs::rand::fill(&mut seed[..]).map_err(|_| KeyError::Bad("the system's random source failed".into()))?;
     let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
     key.set_comment(comment);
     Ok(key)
@@ -60,7 +68,7 @@ pub fn generate(comment: &str) -> Result<PrivateKey, HandoffError> {
 
 /// The pair is one group: the private key first, its `.pub` last, so a
 /// crash leaves no `.pub` without its key (see [`read_pair`]).
-fn write_pair(state: &StateDir, name: &str, key: &PrivateKey) -> Result<(), HandoffError> {
+fn write_pair(state: &StateDir, name: &str, key: &PrivateKey) -> Result<(), KeyError> {
     let private = key.to_openssh(LineEnding::LF).map_err(keys_err(format!("cannot encode {name}")))?;
     let public = key.public_key().to_openssh().map_err(keys_err(format!("cannot encode {name}.pub")))?;
     let pub_name = format!("{name}.pub");
@@ -74,11 +82,10 @@ fn write_pair(state: &StateDir, name: &str, key: &PrivateKey) -> Result<(), Hand
 /// was never completed: no key at all, or a key whose `.pub` a killed run
 /// did not get to write (it is made again). A `.pub` without its key is an
 /// error: it may be pinned or on a node already.
-pub fn read_pair(state: &StateDir, name: &str) -> Result<Option<(zeroize::Zeroizing<String>, String)>, HandoffError> {
+pub fn read_pair(state: &StateDir, name: &str) -> Result<Option<(zeroize::Zeroizing<String>, String)>, KeyError> {
     let pub_name = format!("{name}.pub");
-    let bad = |file: &str, problem: String| -> HandoffError {
-        crate::state::StateError::new(&state.file(file), problem).into()
-    };
+    let bad =
+        |file: &str, problem: String| -> KeyError { crate::state::StateError::new(&state.file(file), problem).into() };
     let (private, public) = match (state.read_private(name)?, state.read(&pub_name)?) {
         (Some(private), Some(public)) => (zeroize::Zeroizing::new(private), public),
         (_, None) => return Ok(None),
@@ -125,9 +132,9 @@ pub fn host_key_name(node: &str) -> String {
 /// Makes what is missing: the client key, and a host key for each node that
 /// has none. Existing keys are kept (a node keeps its identity across runs).
 /// Returns the names of the keys made.
-pub fn ensure(state: &StateDir, nodes: &[&str]) -> Result<Vec<String>, HandoffError> {
+pub fn ensure(state: &StateDir, nodes: &[&str]) -> Result<Vec<String>, KeyError> {
     let mut made = Vec::new();
-    let mut pair = |name: String, comment: String| -> Result<(), HandoffError> {
+    let mut pair = |name: String, comment: String| -> Result<(), KeyError> {
         if read_pair(state, &name)?.is_none() {
             write_pair(state, &name, &generate(&comment)?)?;
             made.push(name);
@@ -175,16 +182,16 @@ impl std::fmt::Debug for StackKeys {
 }
 
 /// Makes (once) and reads the keys of a stack whose manager is `manager`.
-pub fn stack_keys(state: &StateDir, manager: &str) -> Result<StackKeys, HandoffError> {
+pub fn stack_keys(state: &StateDir, manager: &str) -> Result<StackKeys, KeyError> {
     ensure(state, &[manager])?;
     let mut made = false;
     if read_pair(state, WORKER_HOST_KEY)?.is_none() {
         write_pair(state, WORKER_HOST_KEY, &generate("provision host key of the workers")?)?;
         made = true;
     }
-    let read = |name: &str| -> Result<(zeroize::Zeroizing<String>, String), HandoffError> {
+    let read = |name: &str| -> Result<(zeroize::Zeroizing<String>, String), KeyError> {
         let (private, public) = read_pair(state, name)?
-            .ok_or_else(|| HandoffError::Keys(format!("{} is missing", state.file(name).display())))?;
+            .ok_or_else(|| KeyError::Bad(format!("{} is missing", state.file(name).display())))?;
         Ok((zeroize::Zeroizing::new(private.trim_end().to_string()), public))
     };
     tracing::debug!(made_worker_key = made, "stack SSH keys ready");
@@ -195,10 +202,10 @@ pub fn stack_keys(state: &StateDir, manager: &str) -> Result<StackKeys, HandoffE
 
 /// The pins of a stack's nodes: the manager's own key, the shared worker
 /// key for each worker (see [`WORKER_HOST_KEY`]).
-pub fn stack_pins(state: &StateDir, nodes: &super::Nodes) -> Result<Pins, HandoffError> {
-    let public = |name: &str| -> Result<PublicKey, HandoffError> {
+pub fn stack_pins(state: &StateDir, manager: &str, workers: &[&str]) -> Result<Pins, KeyError> {
+    let public = |name: &str| -> Result<PublicKey, KeyError> {
         let (_, line) = read_pair(state, name)?.ok_or_else(|| {
-            HandoffError::Keys(format!(
+            KeyError::Bad(format!(
                 "no pinned host key {}.pub: it is made when the bundle is rendered",
                 state.file(name).display()
             ))
@@ -206,18 +213,18 @@ pub fn stack_pins(state: &StateDir, nodes: &super::Nodes) -> Result<Pins, Handof
         PublicKey::from_openssh(&line).map_err(keys_err(format!("{}.pub", state.file(name).display())))
     };
     let mut pins = Pins::default();
-    pins.insert(&nodes.manager.name, public(&host_key_name(&nodes.manager.name))?);
-    if !nodes.workers.is_empty() {
+    pins.insert(manager, public(&host_key_name(manager))?);
+    if !workers.is_empty() {
         let shared = public(WORKER_HOST_KEY)?;
-        for w in &nodes.workers {
-            pins.insert(&w.name, shared.clone());
+        for w in workers {
+            pins.insert(w, shared.clone());
         }
     }
     Ok(pins)
 }
 
 /// Reads the pinned host key of every node from `dir/<node>/ssh_host_ed25519_key.pub`.
-pub fn load_pins(dir: &Path, nodes: &[&str]) -> Result<Pins, HandoffError> {
+pub fn load_pins(dir: &Path, nodes: &[&str]) -> Result<Pins, KeyError> {
     let mut pins = Pins::default();
     let mut missing = Vec::new();
     for node in nodes {
@@ -229,11 +236,11 @@ pub fn load_pins(dir: &Path, nodes: &[&str]) -> Result<Pins, HandoffError> {
                 pins.insert(node, key);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(*node),
-            Err(e) => return Err(HandoffError::Keys(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => return Err(KeyError::Bad(format!("cannot read {}: {e}", path.display()))),
         }
     }
     if !missing.is_empty() {
-        return Err(HandoffError::Keys(format!(
+        return Err(KeyError::Bad(format!(
             "no pinned host key for {} in {}: each node needs <node>/{HOST_KEY_FILE}.pub, made with the node \
              (its server must have been given that key)",
             missing.join(", "),
@@ -244,24 +251,23 @@ pub fn load_pins(dir: &Path, nodes: &[&str]) -> Result<Pins, HandoffError> {
 }
 
 /// Reads a private key the way ssh does: refused when others may read it.
-pub fn load_client(path: &Path) -> Result<PrivateKey, HandoffError> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| HandoffError::Keys(format!("client key {}: {e}", path.display())))?;
+pub fn load_client(path: &Path) -> Result<PrivateKey, KeyError> {
+    let meta = std::fs::metadata(path).map_err(|e| KeyError::Bad(format!("client key {}: {e}", path.display())))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(HandoffError::Keys(format!(
+        return Err(KeyError::Bad(format!(
             "client key {} is readable by others (mode {mode:04o}); `chmod 600 {}`",
             path.display(),
             path.display()
         )));
     }
     let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| HandoffError::Keys(format!("client key {}: {e}", path.display())))?,
+        std::fs::read_to_string(path).map_err(|e| KeyError::Bad(format!("client key {}: {e}", path.display())))?,
     );
     let key = PrivateKey::from_openssh(text.as_bytes())
         .map_err(keys_err(format!("client key {} is not an OpenSSH private key", path.display())))?;
     if key.is_encrypted() {
-        return Err(HandoffError::Keys(format!(
+        return Err(KeyError::Bad(format!(
             "client key {} has a passphrase; provision needs an unencrypted key (or use ssh-agent with ssh)",
             path.display()
         )));
@@ -319,23 +325,7 @@ mod tests {
         let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(s.file(WORKER_HOST_KEY)), 0o600);
 
-        let ip = |a: &str| a.parse().unwrap();
-        let nodes = super::super::Nodes {
-            manager: super::super::Manager {
-                name: "myhost".into(),
-                public_address: ip("203.0.113.5"),
-                private_address: ip("10.0.0.4"),
-            },
-            workers: ["myhost-worker-0", "myhost-worker-1"]
-                .iter()
-                .map(|n| super::super::Worker { name: n.to_string(), private_address: ip("10.0.0.9") })
-                .collect(),
-            ssh_user: "core".into(),
-            ssh_port: 22,
-            swarm_pool: None,
-            client_key: None,
-        };
-        let pins = stack_pins(&s, &nodes).unwrap();
+        let pins = stack_pins(&s, "myhost", &["myhost-worker-0", "myhost-worker-1"]).unwrap();
         let public = |t: &str| PublicKey::from_openssh(t).unwrap();
         assert!(same_key(pins.get("myhost").unwrap(), &public(&k.manager_public)));
         assert!(same_key(pins.get("myhost-worker-1").unwrap(), &public(&k.worker_public)));
