@@ -402,38 +402,18 @@ pub fn did_you_mean(word: &str, known: &[&str]) -> Option<String> {
 /// at most a third of its letters wrong, and never more than 3.
 pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).clamp(1, 3);
-    let word: Vec<char> = word.to_lowercase().chars().collect();
+    let word = word.to_lowercase();
     known
         .iter()
         // A length that far off is never within the limit: skip the table.
-        .filter(|k| k.chars().count().abs_diff(word.len()) <= limit)
-        .map(|k| (distance(&word, &k.chars().collect::<Vec<_>>()), *k))
+        .filter(|k| k.chars().count().abs_diff(word.chars().count()) <= limit)
+        // Optimal string alignment: Levenshtein plus swapped neighbours,
+        // the commonest typo (`sever` for `server` is a deletion, `sevrer`
+        // a swap).
+        .map(|k| (strsim::osa_distance(&word, k), *k))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
-}
-
-/// Optimal string alignment distance: Levenshtein plus swapped neighbours,
-/// which is the commonest typo (`sever` for `server` is a deletion,
-/// `sevrer` a swap).
-fn distance(a: &[char], b: &[char]) -> usize {
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -481,7 +461,7 @@ mod tests {
 
     #[test]
     fn distance_counts_swaps_as_one() {
-        let d = |a: &str, b: &str| distance(&a.chars().collect::<Vec<_>>(), &b.chars().collect::<Vec<_>>());
+        let d = strsim::osa_distance;
         assert_eq!(d("ab", "ba"), 1);
         assert_eq!(d("kitten", "sitting"), 3);
         assert_eq!(d("", "abc"), 3);
