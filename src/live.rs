@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow};
 use provision::bundle::outputs::StackOutputs;
 use provision::bundle::render::Templates;
 use provision::bundle::{self, FloatingIp};
+use provision::handoff::commands::shell_word;
 use provision::handoff::ssh::Settings;
 use provision::handoff::{self, imixs};
 use provision::params::Params;
@@ -927,12 +928,12 @@ pub fn again(global: &Global, sub: &str) -> String {
     }
     for e in &global.env {
         words.push("--env".into());
-        words.push(quote(&e.display().to_string()));
+        words.push(shell_word(&e.display().to_string()));
     }
     let mut flag = |f: &str, v: Option<String>| {
         if let Some(v) = v {
             words.push(f.into());
-            words.push(quote(&v));
+            words.push(shell_word(&v));
         }
     };
     flag("--name", global.name.clone());
@@ -949,12 +950,4 @@ fn again_named(global: &Global, sub: &str, name: &str) -> String {
     other.name = Some(name.to_string());
     other.name_suffix = None;
     again(&other, sub)
-}
-
-fn quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }

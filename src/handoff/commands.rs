@@ -14,6 +14,15 @@ pub const SWARM_PORT: u16 = 2377;
 /// What a placeholder for the join token looks like wherever it is shown.
 pub const TOKEN_SHOWN: &str = "<worker token>";
 
+/// One word for a POSIX shell, quoted only when it must be (shlex). A NUL
+/// cannot be part of a shell word, nor of argv or the environment where
+/// these values come from; it is dropped, which leaves nothing shlex
+/// refuses.
+pub fn shell_word(s: &str) -> String {
+    let s = s.replace('\0', "");
+    shlex::try_quote(&s).map(|q| q.into_owned()).unwrap_or_default()
+}
+
 /// The engine's own view of its swarm membership, as JSON.
 pub fn swarm_info() -> Cmd {
     Cmd::new("docker info --format '{{json .Swarm}}'")
@@ -116,6 +125,17 @@ mod tests {
             assert_eq!(cmd.shown, text, "nothing secret in {text}");
             assert_eq!(cmd.stdin, None);
         }
+    }
+
+    #[test]
+    fn a_shell_word_reads_back_as_itself() {
+        assert_eq!(shell_word("reg.example.com:5000/library/redis:7"), "reg.example.com:5000/library/redis:7");
+        assert_eq!(shell_word("ci bot"), "'ci bot'");
+        for tricky in ["", "a b", "it's", "$(reboot)", "`id`", "a;b", "x\ny", "*", "~root", "a\"b'c", "--flag=v,w"] {
+            let word = shell_word(tricky);
+            assert_eq!(shlex::split(&word), Some(vec![tricky.to_string()]), "{tricky:?} as {word}");
+        }
+        assert_eq!(shell_word("a\0b"), "ab");
     }
 
     #[test]

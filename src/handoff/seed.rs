@@ -6,6 +6,7 @@
 //! in Heat.
 
 use super::HandoffError;
+use super::commands::shell_word;
 use super::ssh::Cmd;
 use super::swarm::Remote;
 use crate::params::Secret;
@@ -61,16 +62,6 @@ fn login(l: &Login) -> Cmd {
 
 fn logout(registry: &str) -> Cmd {
     Cmd::new(format!("docker logout {registry}"))
-}
-
-/// Image references, user names and registries go into shell commands:
-/// only the characters they are made of pass, anything else is quoted.
-fn shell_word(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-:/@+=".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 /// The commands that copy one image, in order.
