@@ -9,7 +9,6 @@ use std::time::Duration;
 use openstack_sdk::api::{QueryAsync, raw};
 use openstack_sdk::config::{Auth as SdkAuth, CloudConfig};
 use openstack_sdk::{AsyncOpenStack, OpenStackError};
-use secrecy::SecretString;
 use serde_json::Value;
 
 use super::api::Call;
@@ -102,7 +101,7 @@ fn cloud_config(c: &Credentials) -> CloudConfig {
     let auth_type = match &c.auth {
         Auth::Password { username, password, user_domain } => {
             auth.username = Some(username.clone());
-            auth.password = Some(SecretString::from(password.expose().to_string()));
+            auth.password = Some(password.to_secret_string());
             auth.user_domain_name = Some(user_domain.clone());
             "v3password"
         }
@@ -111,7 +110,7 @@ fn cloud_config(c: &Credentials) -> CloudConfig {
             auth.application_credential_name = name.clone();
             auth.username = username.clone();
             auth.user_domain_name = Some(user_domain.clone());
-            auth.application_credential_secret = Some(SecretString::from(secret.expose().to_string()));
+            auth.application_credential_secret = Some(secret.to_secret_string());
             "v3applicationcredential"
         }
     };
