@@ -168,4 +168,73 @@ mod tests {
         assert!(word("../etc").is_err());
         assert!(word("a; rm -rf /").is_err());
     }
+
+    /// A manager with a file system and a stack list in memory, answering
+    /// only the commands `deploy` sends; records them.
+    #[derive(Default)]
+    struct FakeManager {
+        files: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+        stacks: std::sync::Mutex<Vec<String>>,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Remote for FakeManager {
+        async fn run(&self, _: &str, cmd: &Cmd) -> Result<crate::handoff::ssh::Output, HandoffError> {
+            use crate::handoff::ssh::Output;
+            self.asked.lock().unwrap().push(cmd.text.clone());
+            let ok = |stdout: String| Output { status: Some(0), stdout, stderr: String::new() };
+            let mut files = self.files.lock().unwrap();
+            let mut stacks = self.stacks.lock().unwrap();
+            if cmd.text == super::super::commands::stack_ls().text {
+                return Ok(ok(stacks.iter().map(|s| format!("{s}\n")).collect()));
+            }
+            if let Some(file) = cmd.text.strip_prefix("cat ").filter(|f| !f.contains(' ')) {
+                return Ok(match files.get(file) {
+                    Some(text) => ok(text.clone()),
+                    None => Output { status: Some(1), stdout: String::new(), stderr: "No such file".into() },
+                });
+            }
+            if let Some((_, file)) = cmd.text.split_once(" && cat > ") {
+                let text = String::from_utf8(cmd.stdin.clone().unwrap_or_default()).unwrap();
+                files.insert(file.to_string(), text);
+                return Ok(ok(String::new()));
+            }
+            if let Some(rest) = cmd.text.strip_prefix("docker stack deploy --with-registry-auth -c ") {
+                let (file, name) = rest.split_once(' ').unwrap();
+                assert!(files.contains_key(file), "{file} is deployed before it is written");
+                stacks.push(name.to_string());
+                return Ok(ok(String::new()));
+            }
+            Ok(Output {
+                status: Some(127),
+                stdout: String::new(),
+                stderr: format!("fake: unknown command {}", cmd.text),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn stacks_are_written_and_deployed_in_order_then_left_alone() {
+        let t = Templates::load(None).unwrap();
+        let stacks = render(&t, "myhost.example.com", &Images::default()).unwrap();
+        let m = FakeManager::default();
+        let done = deploy(&m, "mgr", &stacks, &|_| {}).await.unwrap();
+        assert_eq!(
+            done,
+            [
+                "deploy stack proxy (management/proxy/docker-compose.yml)",
+                "deploy stack ui (management/ui/docker-compose.yml)",
+                "deploy stack hello (apps/hello/docker-compose.yml)"
+            ]
+        );
+        assert_eq!(m.files.lock().unwrap()["imixs-cloud/apps/hello/docker-compose.yml"], stacks[2].compose);
+        m.asked.lock().unwrap().clear();
+        assert!(deploy(&m, "mgr", &stacks, &|_| {}).await.unwrap().is_empty(), "a re-run changes nothing");
+        assert!(m.asked.lock().unwrap().iter().all(|c| !c.starts_with("docker stack deploy")));
+
+        // A compose file changed on the manager is written and deployed again, alone.
+        m.files.lock().unwrap().insert("imixs-cloud/management/ui/docker-compose.yml".into(), "edited".into());
+        let done = deploy(&m, "mgr", &stacks, &|_| {}).await.unwrap();
+        assert_eq!(done, ["deploy stack ui (management/ui/docker-compose.yml)"]);
+    }
 }
