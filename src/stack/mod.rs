@@ -253,17 +253,26 @@ pub async fn floating_ip(
     let v = cloud
         .send(&neutron::create_floating_ip(&found.fip_network_id, &format!("{}{stack_name}", fleet::FIP_DESCRIPTION)))
         .await?;
-    let f = v.get("floatingip").unwrap_or(&Value::Null);
-    let id = f.get("id").and_then(Value::as_str);
-    let address = f.get("floating_ip_address").and_then(Value::as_str).and_then(|a| a.parse().ok());
-    let (Some(id), Some(address)) = (id, address) else {
-        return Err(StackError::Unexpected(format!(
-            "Neutron's answer to a floating IP request has no id/address: {v}"
-        )));
-    };
-    let fip = FloatingIp { id: id.to_string(), address };
+    let fip = created_floating_ip(&v)?;
     state.write(FLOATING_IP_FILE, &floating_ip_json(&fip), Mode::Public)?;
     tag(fip, true).await
+}
+
+/// Neutron's answer to `POST floatingips`, as the record this tool keeps.
+fn created_floating_ip(v: &Value) -> Result<FloatingIp, StackError> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        floatingip: Created,
+    }
+    #[derive(serde::Deserialize)]
+    struct Created {
+        id: String,
+        floating_ip_address: std::net::IpAddr,
+    }
+    let a = <Answer as serde::Deserialize>::deserialize(v).map_err(|e| {
+        StackError::Unexpected(format!("Neutron's answer to a floating IP request is not one ({e}): {v}"))
+    })?;
+    Ok(FloatingIp { id: a.floatingip.id, address: a.floatingip.floating_ip_address })
 }
 
 /// The floating IP this stack's earlier run allocated. A record that does
@@ -723,6 +732,22 @@ pub fn output_text(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neutrons_floating_ip_answer_is_read_whole_or_refused() {
+        let ok = json!({"floatingip": {"id": "f1", "floating_ip_address": "203.0.113.7", "status": "DOWN"}});
+        assert_eq!(
+            created_floating_ip(&ok).unwrap(),
+            FloatingIp { id: "f1".into(), address: "203.0.113.7".parse().unwrap() }
+        );
+        for bad in [
+            json!({}),
+            json!({"floatingip": {"id": "f1"}}),
+            json!({"floatingip": {"id": "f1", "floating_ip_address": "x"}}),
+        ] {
+            assert!(created_floating_ip(&bad).unwrap_err().to_string().contains("not one"), "{bad}");
+        }
+    }
 
     #[test]
     fn a_floating_ip_record_round_trips_and_a_corrupt_one_is_an_error_naming_the_file() {
