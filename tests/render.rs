@@ -992,3 +992,36 @@ fn bash_completes_cloud_names_from_clouds_yaml() {
     let v: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(v["clouds"][2]["region"], "R");
 }
+
+/// The JSON documents pipelines read, pinned: a render, a bad env file
+/// under `deploy`, a cloud command with no credentials, and `clouds` with
+/// none. Paths are the test's own and shown as their place.
+#[test]
+fn json_documents_are_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    let bad = write(dir.path(), "bad.yml", "parameters:\n  hostname: h\n  server_flavour: m1.small\n");
+    // A copy of the seed with a known mode: the warning about it must not
+    // depend on the checkout's umask.
+    let seed = write(dir.path(), "env_params.yml", &std::fs::read_to_string(SEED).unwrap());
+    std::fs::set_permissions(&seed, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let cases: [(&str, Vec<String>); 4] = [
+        ("render", vec!["render".into(), "--env".into(), seed, "--out".into(), format!("{root}/out")]),
+        ("deploy-bad-input", vec!["--env".into(), bad.clone()]),
+        ("destroy-no-credentials", vec!["destroy".into(), "--name".into(), "teststack".into()]),
+        ("clouds-none", vec!["clouds".into()]),
+    ];
+    for (name, args) in cases {
+        let o = provision(dir.path())
+            .args(&args)
+            .args(["--output", "json", "--state-dir", &format!("{root}/state")])
+            .env_remove("OS_CLIENT_CONFIG_FILE")
+            .env_remove("OS_USERNAME")
+            .env_remove("OS_PASSWORD")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).replace(&root, "[dir]");
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}: {text}"));
+        insta::assert_snapshot!(format!("json-{name}"), format!("exit {:?}\n{:#}", o.status.code(), v));
+    }
+}
