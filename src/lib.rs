@@ -9,8 +9,9 @@
 //! 4. [`handoff`]: the stack's nodes → a Docker Swarm, over SSH with pinned
 //!    host keys;
 //!
-//! and after them [`check`], which looks at a deployed registry from the
-//! operator's machine. Beside the stages, [`state`] (the per-stack state
+//! and [`deploy`], which runs them in order for `provision --env FILE`,
+//! step by step; after them [`check`], which looks at a deployed registry
+//! from the operator's machine. Beside the stages, [`state`] (the per-stack state
 //! directory) and [`keys`] (the stack's SSH keys in it), which bundle makes
 //! and handoff uses. No stage imports a later one.
 
@@ -23,6 +24,7 @@
 
 pub mod bundle;
 pub mod check;
+pub mod deploy;
 pub mod handoff;
 pub mod keys;
 pub mod params;

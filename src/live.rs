@@ -1,30 +1,28 @@
 //! The commands that talk to the cloud: `provision --env ...` (create or
-//! converge), `status`, `outputs`, `destroy`. Each reads its input fully
-//! first (bad input: exit 2, no request made), then runs the stack stage
-//! and reports.
+//! converge), `status`, `outputs`, `logs`, `list`, `gc`, `destroy`. Each
+//! reads its input fully first (bad input: exit 2, no request made), runs
+//! the library, and reports.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
 use provision::bundle::outputs::StackOutputs;
-use provision::bundle::render::Templates;
-use provision::bundle::{self, FloatingIp};
-use provision::handoff::commands::shell_word;
-use provision::handoff::ssh::Settings;
-use provision::handoff::{self, imixs};
-use provision::params::Params;
-use provision::params::{InputError, Problem, Where, credentials};
-use provision::stack::{self, Cloud, Outcome, RunAction, StackError, api};
+use provision::bundle::{self, FloatingIp, registry::Swift};
+use provision::deploy::{self, Done, HandOff, Step};
+use provision::handoff::imixs;
+use provision::params::Secret;
+use provision::stack::fleet;
+use provision::stack::ownership::{self, Ownership};
+use provision::stack::{self, Outcome, RunAction, StackError};
 use provision::state::StateDir;
 
 use crate::cli::{DeployArgs, DestroyArgs, GcArgs, Global, ListArgs, LogsArgs, OutputsArgs, StatusArgs};
-use crate::commands::{
-    Usage, check_stack_name, load, resolve_credentials, state_dir, state_known, state_view, swift_credentials,
+use crate::input::{
+    Usage, again, again_named, connect, load, load_for_name, need_credentials, project_credentials, state_dir,
+    state_known, state_view,
 };
-use crate::ui::{Expected, Progress, Ui};
-use provision::stack::fleet;
-use provision::stack::ownership::{self, Ownership};
+use crate::ui::{Progress, Ui};
 
 /// The stack was left running in Heat when the wait stopped.
 #[derive(Debug, thiserror::Error)]
@@ -34,43 +32,19 @@ pub struct StillRunning {
     pub interrupted: bool,
 }
 
-/// The credentials a cloud command needs; once found, the command says
-/// where it will act.
-fn need_credentials(
-    given: &Option<credentials::Credentials>,
-    ui: &mut Ui,
-) -> Result<credentials::Credentials, InputError> {
-    if let Some(c) = given {
-        ui.acting_on(&c.target());
-    }
-    given.clone().ok_or_else(|| {
-        InputError(vec![
-            Problem::new(Where::flag("--os-cloud"), "no OpenStack credentials found")
-                .hint("give --os-cloud NAME (clouds.yaml), the OS_* variables of an openrc file, or os_authurl, os_username and os_password in the environment file"),
-        ])
-    })
-}
-
-async fn connect(creds: &credentials::Credentials, progress: &Progress) -> Result<Cloud> {
-    Ok(Cloud::connect(creds, progress.notice_fn()).await?)
-}
-
-/// `provision --env ...`: everything from the environment files to a
-/// settled stack with its outputs.
+/// `provision --env ...`: the library's steps from the environment files
+/// to a settled stack and its swarm, then the report.
 pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     let started = Instant::now();
-    let loaded = load(global, ui)?;
-    crate::commands::warn_open(&loaded.params, ui);
-    let creds = need_credentials(&loaded.credentials, ui)?;
-    let state = state_dir(global, &loaded.stack_name)?;
-    let swift = swift_credentials(&loaded, ui)?;
-    let progress = Progress::new();
-    let rt = crate::runtime()?;
-    let name = loaded.stack_name.clone();
-    // Set once the stack is complete, so an interruption says what it stopped.
-    let handing_off = std::cell::Cell::new(false);
-
-    let given = Ownership::for_run(
+    let inputs = load(global, ui)?;
+    ui.warn_open(&inputs.params);
+    let creds = need_credentials(&inputs.credentials, ui)?;
+    let state = state_dir(global, &inputs.stack_name)?;
+    let swift = Swift::login(&inputs.params, inputs.credentials.as_ref())?;
+    if swift.is_some() {
+        ui.warn(bundle::registry::SWIFT_WARNING);
+    }
+    let ownership = Ownership::for_run(
         &|k| crate::env_var(k),
         args.ttl.as_deref(),
         args.ci_url.as_deref(),
@@ -78,102 +52,27 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
         time::OffsetDateTime::now_utc(),
     )
     .map_err(Usage)?;
-    let run = async {
-        let cloud = connect(&creds, &progress).await?;
-        let (existing, found) = tokio::join!(stack::find(&cloud, &name), stack::preflight(&cloud, &loaded.params));
-        let (existing, found) = (existing?, found.map_err(input_error)?);
-        // Before anything is made: a create that would run out of quota
-        // halfway is refused with the table.
-        if existing.is_none() && !args.skip_quota_check {
-            let fresh = stack::remembered_floating_ip(&state)?.is_none();
-            let footprint = bundle::exposure::footprint(&loaded.params, fresh);
-            stack::quota::check(&cloud, &footprint, &found).await.map_err(|e| match e {
-                StackError::Quota(q) => anyhow::Error::from(q),
-                other => other.into(),
-            })?;
-        }
-        let owner = match &existing {
-            Some((_, shown)) => given.clone().over(&Ownership::from_tags(&stack::stack_tags(shown))),
-            None => given.clone(),
-        };
-        // A preview changes nothing: it uses the floating IP only if this
-        // stack already has one.
-        let (fip, allocated) = if args.preview {
-            (stack::remembered_floating_ip(&state)?, false)
-        } else {
-            let (f, new) = stack::floating_ip(&cloud, &state, &found, &name, &owner).await?;
-            (Some(f), new)
-        };
-        if allocated && let Some(f) = &fip {
-            progress.line(&format!("allocated floating IP {} for the manager", f.address));
-        }
-        let req = bundle::Request {
-            stack_name: &name,
-            state: &state,
-            templates: global.templates.as_deref(),
-            floating_ip: fip.clone(),
-            swift_credentials: swift.clone(),
-            now: time::OffsetDateTime::now_utc(),
-        };
-        let b = bundle::build(&loaded.params, &req)?;
-        let body =
-            api::StackBody { template: b.template.clone(), environment: b.environment.clone(), files: b.files_map() };
-        stack::validate(&cloud, &body).await.map_err(input_error)?;
-
-        if args.preview {
-            let drift = match &existing {
-                Some((s, _)) => Some(stack::drift(&cloud, s, &body).await?),
-                None => None,
-            };
-            if drift.as_ref().is_some_and(Vec::is_empty) {
-                return Ok(Done::Preview { drift, changes: Default::default(), plan: b.summary.plan });
-            }
-            let v =
-                stack::preview(&cloud, &name, existing.as_ref().map(|(s, _)| s), &body).await.map_err(input_error)?;
-            return Ok(Done::Preview { drift, changes: stack::preview_changes(&v), plan: b.summary.plan });
-        }
-        let opts = api::Options {
-            timeout_mins: Some(args.timeout_minutes()),
-            rollback: args.rollback,
-            tags: stack::tags_with_ours(&args.tags, &owner),
-        };
-        // Heat enforces the timeout; this wait allows it a little longer to
-        // report its own failure.
-        let deadline = Duration::from_secs(args.timeout_minutes() * 60 + 120);
-        match &existing {
-            Some((s, _)) => progress.line(&format!("stack {} exists ({})", s.name, s.id)),
-            None => progress.line(&format!("creating stack {name}:\n{}", b.summary.plan.text().trim_end())),
-        }
-        progress.expect(Expected {
-            resources: existing.is_none().then_some(b.summary.resources),
-            node_timeout: Some(loaded.params.node_timeout),
-        });
-        let outcome = stack::apply(&cloud, &name, existing, &body, &opts, deadline, &progress).await;
-        // Stage 4 only on a complete stack: a failed one is reported as
-        // Heat left it, and nothing is tried on half-made nodes.
-        let handoff = match &outcome {
-            Ok(o) if o.ok && loaded.params.handoff => {
-                handing_off.set(true);
-                Some(hand_off(&loaded.params, global.templates.as_deref(), o, &state, &progress).await)
-            }
-            Ok(o) if o.ok => Some(HandOff::Skipped("handoff: false in the environment files".into())),
-            _ => None,
-        };
-        Ok::<_, anyhow::Error>(Done::Applied {
-            owner,
-            handoff,
-            outcome: Box::new(outcome),
-            fip,
-            requests: cloud.requests(),
-            summary: Box::new(b.summary),
-        })
+    // The seed registry's login is given in the environment, never a file.
+    let var = |k: &str| crate::env_var(k).filter(|v| !v.is_empty());
+    let seed_login = var("PROVISION_SEED_USER").zip(var("PROVISION_SEED_PASSWORD").map(Secret::new));
+    let opts = deploy::Options {
+        preview: args.preview,
+        check_quota: !args.skip_quota_check,
+        timeout_minutes: args.timeout_minutes(),
+        rollback: args.rollback,
+        tags: &args.tags,
+        ownership,
+        templates: global.templates.as_deref(),
+        swift,
+        seed_login,
+        now: time::OffsetDateTime::now_utc(),
     };
-
-    let done: Result<Done> = rt.block_on(async {
+    let progress = Progress::new();
+    let done: Result<Done> = crate::runtime()?.block_on(async {
         tokio::select! {
-            r = run => r,
+            r = deploy::run(&inputs, &creds, &state, &opts, &progress) => r.map_err(|e| deploy_error(e, global, ui)),
             _ = tokio::signal::ctrl_c() => Err(StillRunning {
-                message: if handing_off.get() {
+                message: if progress.current_step() == Some(Step::HandOff) {
                     format!("interrupted during the hand-off; the stack is complete. Hand it off again: {}",
                         again(global, "handoff"))
                 } else {
@@ -187,99 +86,36 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     });
     progress.finish();
     match done? {
-        Done::Preview { drift, changes, plan } => report_preview(ui, &name, drift.as_deref(), &changes, &plan),
-        Done::Applied { outcome, fip, requests, summary, handoff, owner } => {
-            let outcome = (*outcome).map_err(|e| stack_error(e, global))?;
-            let done = Finished { handoff: handoff.as_ref(), summary: Some(&summary), owner: Some(&owner) };
-            report_outcome(ui, global, &outcome, fip.as_ref(), requests, started.elapsed(), done, &state)
+        Done::Preview { drift, changes, plan } => {
+            report_preview(ui, &inputs.stack_name, drift.as_deref(), &changes, &plan)
+        }
+        Done::Applied(a) => {
+            let done = Finished { handoff: a.handoff.as_ref(), summary: Some(&a.summary), owner: Some(&a.owner) };
+            let fip = a.floating_ip.as_ref();
+            report_outcome(ui, global, &a.outcome, fip, a.requests, started.elapsed(), done, &state)
         }
     }
 }
 
-enum Done {
-    /// `drift` is None for a stack that does not exist yet.
-    Preview {
-        drift: Option<Vec<String>>,
-        changes: std::collections::BTreeMap<String, Vec<String>>,
-        plan: bundle::exposure::Plan,
-    },
-    Applied {
-        owner: Ownership,
-        handoff: Option<HandOff>,
-        outcome: Box<Result<Outcome, StackError>>,
-        fip: Option<FloatingIp>,
-        requests: u64,
-        summary: Box<bundle::Summary>,
-    },
-}
-
-/// What became of stage 4 after a complete stack.
-enum HandOff {
-    Skipped(String),
-    Formed(Box<handoff::swarm::Report>),
-    /// The error as shown (no secret: a join token never is in one).
-    Failed(String),
-}
-
-/// The nodes from the stack's outputs, reached with the keys the bundle put
-/// in their node configs (pinned, never learnt on first use).
-async fn hand_off(
-    params: &Params,
-    templates: Option<&std::path::Path>,
-    o: &Outcome,
-    state: &StateDir,
-    progress: &Progress,
-) -> HandOff {
-    let run = async {
-        let nodes = handoff::Nodes::from_outputs(&params.hostname, &o.outputs)?;
-        let templates = Templates::load(templates).map_err(|e| handoff::HandoffError::Swarm(e.to_string()))?;
-        let stacks = imixs::render(&templates, &params.fqdn(), &imixs::Images::default())?;
-        let dir = state.file(imixs::REMOTE_DIR);
-        imixs::write_local(&dir, &stacks)?;
-        progress.line(&format!("Imixs-Cloud configuration directory: {}", dir.display()));
-        progress.line(&format!(
-            "hand-off: manager {} at {}, {} workers behind it",
-            nodes.manager.name,
-            nodes.manager.public_address,
-            nodes.workers.len()
+/// A step that failed, as the error its stage gave (so the exit code
+/// follows its kind), after a warning naming what it left on the cloud.
+fn deploy_error(e: deploy::DeployError, global: &Global, ui: &mut Ui) -> anyhow::Error {
+    if !e.left_behind.is_empty() {
+        ui.warn(&format!(
+            "stopped while {}; left behind: {}. Run again to go on, or remove them: {}",
+            e.step.doing(),
+            e.left_behind.join(", "),
+            again(global, "destroy")
         ));
-        let seed = seed_of(params, state)?;
-        handoff::for_stack(state, &nodes, &stacks, seed.as_ref(), Settings::default(), &|m| progress.step(m)).await
-    };
-    match run.await {
-        Ok(r) => HandOff::Formed(Box::new(r)),
-        Err(e) => HandOff::Failed(e.to_string()),
     }
-}
-
-/// `seed_images` as the hand-off carries them out: into the private
-/// registry with the stack's login, from `seed_registry` with the login in
-/// PROVISION_SEED_USER / PROVISION_SEED_PASSWORD (never in a file).
-fn seed_of(params: &Params, state: &StateDir) -> Result<Option<handoff::seed::Seed>, handoff::HandoffError> {
-    if params.seed.images.is_empty() {
-        return Ok(None);
+    match e.failure {
+        deploy::Failure::Input(i) => i.into(),
+        deploy::Failure::Quota(q) => q.into(),
+        deploy::Failure::Stack(s) => stack_error(s, global),
+        deploy::Failure::Cloud(c) => c.into(),
+        deploy::Failure::Bundle(b) => b.into(),
+        deploy::Failure::State(s) => s.into(),
     }
-    let password = state
-        .read_private(bundle::REGISTRY_PASSWORD)
-        .map_err(|e| handoff::HandoffError::Swarm(e.to_string()))?
-        .ok_or_else(|| handoff::HandoffError::Swarm("the registry password is not in the state directory".into()))?;
-    let into = handoff::seed::Login {
-        registry: format!("{}:{}", params.fqdn(), bundle::REGISTRY_PORT),
-        user: params.registry.user.clone(),
-        password: provision::params::Secret::new(password.trim()),
-    };
-    let var = |k: &str| crate::env_var(k).filter(|v| !v.is_empty());
-    let from = params.seed.registry.as_ref().map(|registry| {
-        let login = var("PROVISION_SEED_USER").zip(var("PROVISION_SEED_PASSWORD")).map(|(user, password)| {
-            handoff::seed::Login {
-                registry: registry.clone(),
-                user,
-                password: provision::params::Secret::new(password),
-            }
-        });
-        (registry.clone(), login)
-    });
-    Ok(Some(handoff::seed::Seed { images: params.seed.images.clone(), into, from }))
 }
 
 /// What follows the stack in a deploy's report.
@@ -288,20 +124,6 @@ struct Finished<'a> {
     handoff: Option<&'a HandOff>,
     summary: Option<&'a bundle::Summary>,
     owner: Option<&'a Ownership>,
-}
-
-/// Names the cloud does not have, and templates Heat refuses, are bad
-/// input: exit 2, and nothing was made.
-fn input_error(e: StackError) -> anyhow::Error {
-    match e {
-        StackError::Input(problems) => problems.into(),
-        StackError::Invalid(message) => InputError(vec![Problem::new(
-            Where::Rendered("template.yaml".into()),
-            format!("Heat did not accept the rendered stack: {message}"),
-        )])
-        .into(),
-        other => other.into(),
-    }
 }
 
 fn stack_error(e: StackError, global: &Global) -> anyhow::Error {
@@ -481,22 +303,10 @@ fn show(global: &Global, ui: &mut Ui, watch: Option<Duration>) -> Result<(String
     let (name, given) = load_for_name(global, ui)?;
     let creds = need_credentials(&given, ui)?;
     let progress = Progress::new();
-    let rt = crate::runtime()?;
-    let outcome = rt.block_on(async {
+    let outcome = crate::runtime()?.block_on(async {
         let cloud = connect(&creds, &progress).await?;
-        let Some((stack_ref, mut shown)) = stack::find(&cloud, &name).await? else {
-            return Ok::<_, anyhow::Error>(None);
-        };
-        if let Some(limit) = watch
-            && !stack::events::status(&shown)?.0.settled()
-        {
-            match stack::follow(&cloud, &stack_ref, limit, &progress).await {
-                Ok(Some(v)) => shown = v,
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(stack_error(e, global)),
-            }
-        }
-        Ok(Some(stack::shown_outcome(&cloud, stack_ref, &shown).await?))
+        let follow = watch.map(|limit| (limit, &progress as &dyn stack::Watch));
+        stack::show(&cloud, &name, follow).await.map_err(|e| stack_error(e, global))
     })?;
     progress.finish();
     Ok((name, outcome))
@@ -613,20 +423,6 @@ pub fn logs(global: &Global, ui: &mut Ui, args: &LogsArgs) -> Result<()> {
     ui.json(&serde_json::json!({"ok": true, "command": "logs", "stack": outcome.stack, "status": outcome.status,
         "nodes": logs, "signals": signals}));
     Ok(())
-}
-
-/// `provision destroy`: the stack, then the floating IP this tool made.
-/// Only a stack provision made (tagged [`stack::OUR_TAG`]) unless
-/// `--force`; on a terminal only after a yes.
-/// The credentials alone, for the commands about the whole project: from
-/// the env files when given, else clouds.yaml or the OS_* variables.
-fn project_credentials(global: &Global, ui: &mut Ui) -> Result<credentials::Credentials> {
-    let given = if global.env.is_empty() {
-        resolve_credentials(global, &Default::default(), ui)?
-    } else {
-        load(global, ui)?.credentials
-    };
-    Ok(need_credentials(&given, ui)?)
 }
 
 /// One line of `provision list`.
@@ -762,6 +558,9 @@ pub fn gc(global: &Global, args: &GcArgs, ui: &mut Ui) -> Result<()> {
     if errors.is_empty() { Ok(()) } else { Err(anyhow!("gc could not remove {} of them; see above", errors.len())) }
 }
 
+/// `provision destroy`: the stack, then the floating IP this tool made.
+/// Only a stack provision made (tagged [`stack::OUR_TAG`]) unless
+/// `--force`; on a terminal only after a yes.
 pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
     let started = Instant::now();
     let (name, given) = load_for_name(global, ui)?;
@@ -840,114 +639,4 @@ pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
             report_outcome(ui, global, &o, released.as_ref(), requests, started.elapsed(), Finished::default(), &state)
         }
     }
-}
-
-/// The nodes of an existing stack, read from its outputs, for the commands
-/// that reach them without an inventory (`provision ssh`, `provision
-/// handoff`).
-pub struct StackNodes {
-    pub name: String,
-    pub nodes: handoff::Nodes,
-    /// `hostname.domain`, the registry's name.
-    pub fqdn: String,
-}
-
-/// Asks Heat for the stack's outputs. `check` runs on what was read
-/// locally (the stack's state directory) before anything is sent, so bad
-/// input still makes no request.
-/// `writes` locks the state for the caller (see [`state_dir`]).
-pub fn stack_nodes(
-    global: &Global,
-    ui: &mut Ui,
-    writes: bool,
-    check: impl FnOnce(&StateDir) -> Result<()>,
-) -> Result<StackNodes> {
-    let (name, given, hostname) = if global.env.is_empty() {
-        let (name, given) = load_for_name(global, ui)?;
-        (name, given, None)
-    } else {
-        let loaded = load(global, ui)?;
-        (loaded.stack_name, loaded.credentials, Some((loaded.params.hostname.clone(), loaded.params.fqdn())))
-    };
-    let creds = need_credentials(&given, ui)?;
-    check(&if writes { state_dir(global, &name)? } else { state_view(global, &name)? })?;
-    let progress = Progress::new();
-    let outcome = crate::runtime()?.block_on(async {
-        let cloud = connect(&creds, &progress).await?;
-        let Some((stack_ref, shown)) = stack::find(&cloud, &name).await? else {
-            return Ok::<_, anyhow::Error>(None);
-        };
-        Ok(Some(stack::shown_outcome(&cloud, stack_ref, &shown).await?))
-    })?;
-    progress.finish();
-    let o = outcome.ok_or_else(|| anyhow!("no stack named {name}; make it first: {}", again(global, "")))?;
-    // The hand-off needs a complete stack; `ssh` only needs the manager to
-    // have an address, which is when a failed stack needs looking at.
-    if !o.ok && writes {
-        return Err(anyhow!("stack {name} is {}; it is handed off once it is complete", o.status));
-    }
-    // The template's outputs name the manager and the registry; env files,
-    // when given, say the same (a stack made by an older template lacks
-    // `manager_name`).
-    let read = StackOutputs::read(&o.outputs);
-    let manager = read.manager_name.or_else(|| hostname.as_ref().map(|h| h.0.clone())).ok_or_else(|| {
-        anyhow!("stack {name} has no output `manager_name`; give the environment files (--env) to name the manager")
-    })?;
-    let fqdn = read.registry.map(|r| r.host).or_else(|| hostname.map(|h| h.1)).unwrap_or_else(|| manager.clone());
-    let nodes = match handoff::Nodes::from_outputs(&manager, &o.outputs) {
-        Ok(n) => n,
-        Err(e) if !o.ok => handoff::Nodes::manager_from_outputs(&manager, &o.outputs)
-            .map_err(|m| anyhow!("stack {name} is {}, and its manager cannot be reached yet: {m} ({e})", o.status))?,
-        Err(e) => return Err(e.into()),
-    };
-    Ok(StackNodes { name, nodes, fqdn })
-}
-
-/// Commands that need only the stack's name and credentials: `--name`
-/// alone will do, without environment files, when the credentials come
-/// from clouds.yaml or OS_* variables.
-fn load_for_name(global: &Global, ui: &mut Ui) -> Result<(String, Option<credentials::Credentials>)> {
-    if global.env.is_empty()
-        && let Some(name) = &global.name
-    {
-        let credentials = resolve_credentials(global, &Default::default(), ui)?;
-        let name = crate::commands::suffixed(name, global.name_suffix.as_deref());
-        check_stack_name(&name)?;
-        return Ok((name, credentials));
-    }
-    let loaded = load(global, ui)?;
-    Ok((loaded.stack_name, loaded.credentials))
-}
-
-/// The command that does `sub` to the same stack, with the same inputs,
-/// ready to paste.
-pub fn again(global: &Global, sub: &str) -> String {
-    let mut words = vec!["provision".to_string()];
-    if !sub.is_empty() {
-        words.extend(sub.split(' ').map(str::to_string));
-    }
-    for e in &global.env {
-        words.push("--env".into());
-        words.push(shell_word(&e.display().to_string()));
-    }
-    let mut flag = |f: &str, v: Option<String>| {
-        if let Some(v) = v {
-            words.push(f.into());
-            words.push(shell_word(&v));
-        }
-    };
-    flag("--name", global.name.clone());
-    flag("--name-suffix", global.name_suffix.clone());
-    flag("--os-cloud", global.os_cloud.clone());
-    flag("--state-dir", global.state_dir.as_ref().map(|p| p.display().to_string()));
-    flag("--templates", global.templates.as_ref().map(|p| p.display().to_string()));
-    words.join(" ")
-}
-
-/// [`again`] for another stack name.
-fn again_named(global: &Global, sub: &str, name: &str) -> String {
-    let mut other = global.clone();
-    other.name = Some(name.to_string());
-    other.name_suffix = None;
-    again(&other, sub)
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod input;
 mod live;
 mod nodes;
 mod terminal;
@@ -47,7 +48,7 @@ fn main() -> ExitCode {
     };
     init_tracing(cli.global.color);
     let mut ui = ui::Ui::new(cli.global.output, cli.global.color);
-    match commands::run(&cli, &mut ui) {
+    match dispatch(&cli, &mut ui) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let still_running = err.downcast_ref::<live::StillRunning>();
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
                 Some(provision::bundle::BundleError::UserDataTooLarge(_))
             );
             let quota = err.downcast_ref::<provision::stack::quota::QuotaError>();
-            let usage = err.downcast_ref::<commands::Usage>().is_some()
+            let usage = err.downcast_ref::<input::Usage>().is_some()
                 || matches!(
                     err.downcast_ref::<provision::stack::CloudError>(),
                     Some(provision::stack::CloudError::Catalog(_))
@@ -94,6 +95,42 @@ fn main() -> ExitCode {
             ui.json(&json);
             ExitCode::from(code)
         }
+    }
+}
+
+/// Which module runs a command: `live` those that talk to the cloud,
+/// `nodes` those that work over SSH, `commands` the rest. None of them
+/// calls another; they share only `cli`, `input` and `ui`.
+fn dispatch(cli: &cli::Cli, ui: &mut ui::Ui) -> anyhow::Result<()> {
+    use cli::Command;
+    use provision::params::{Problem, Where};
+    let global = &cli.global;
+    let Some(command) = &cli.command else { return live::deploy(global, &cli.deploy, ui) };
+    if let Some(flag) = cli.deploy.given() {
+        return Err(InputError(vec![Problem::new(
+            Where::flag(flag),
+            format!(
+                "{flag} is for deploying (`provision --env FILE {flag}`); put a command's own options after its name"
+            ),
+        )])
+        .into());
+    }
+    match command {
+        Command::Deploy(args) => live::deploy(global, args, ui),
+        Command::Status(args) => live::status(global, ui, args),
+        Command::Outputs(args) => live::outputs(global, ui, args),
+        Command::Destroy(args) => live::destroy(global, args, ui),
+        Command::List(args) => live::list(global, args, ui),
+        Command::Gc(args) => live::gc(global, args, ui),
+        Command::Logs(args) => live::logs(global, ui, args),
+        Command::Ssh(args) => nodes::ssh(global, args, ui),
+        Command::Handoff(args) => nodes::handoff(global, args, ui),
+        Command::Render(args) => commands::render(global, args, ui),
+        Command::Check(args) => commands::check(global, args, ui),
+        Command::Params { markdown } => commands::params(*markdown, ui),
+        Command::Clouds { names } => commands::clouds(*names, ui),
+        Command::Completions { shell } => commands::completions(*shell),
+        Command::Man(args) => commands::man(args, ui),
     }
 }
 

@@ -13,13 +13,13 @@ use anyhow::Result;
 use provision::bundle::render::Templates;
 use provision::handoff::ssh::{Cmd, Connector, Settings, Stream};
 use provision::handoff::swarm::Waits;
-use provision::handoff::{self, Nodes, imixs};
+use provision::handoff::{self, Nodes, StackNodes, imixs};
 use provision::keys;
 use provision::params::{InputError, Problem, Where};
 use provision::state::StateDir;
 
 use crate::cli::{Global, HandoffArgs, NodesArgs, SshArgs};
-use crate::commands::{load, state_dir, state_view};
+use crate::input::{again, connect, load, load_for_name, need_credentials, state_dir, state_view};
 use crate::ui::{Progress, Ui};
 
 /// A remote command ended with a status other than 0; `provision ssh`
@@ -99,7 +99,7 @@ fn stack_access(global: &Global, args: &NodesArgs, ui: &mut Ui, settings: Settin
     let mut key = None;
     let mut identity = PathBuf::new();
     let mut state = None;
-    let found = crate::live::stack_nodes(global, ui, writes, |s| {
+    let found = stack_nodes(global, ui, writes, |s| {
         identity = args.identity.clone().unwrap_or_else(|| keys::client_key_path(s));
         key = Some(keys::load_client(&identity).map_err(|e| {
             input(
@@ -125,6 +125,35 @@ fn stack_access(global: &Global, args: &NodesArgs, ui: &mut Ui, settings: Settin
         source: PathBuf::from(format!("stack {}", found.name)),
         state: Some(state),
     })
+}
+
+/// The stack's nodes, from Heat's outputs. `check` runs on what was read
+/// locally (the stack's state directory) before anything is sent, so bad
+/// input still makes no request. `writes` locks the state for the caller,
+/// and asks for a complete stack (the hand-off).
+fn stack_nodes(
+    global: &Global,
+    ui: &mut Ui,
+    writes: bool,
+    check: impl FnOnce(&StateDir) -> Result<()>,
+) -> Result<StackNodes> {
+    let (name, given, named) = if global.env.is_empty() {
+        let (name, given) = load_for_name(global, ui)?;
+        (name, given, None)
+    } else {
+        let loaded = load(global, ui)?;
+        (loaded.stack_name, loaded.credentials, Some((loaded.params.hostname.clone(), loaded.params.fqdn())))
+    };
+    let creds = need_credentials(&given, ui)?;
+    check(&if writes { state_dir(global, &name)? } else { state_view(global, &name)? })?;
+    let progress = Progress::new();
+    let outcome = crate::runtime()?.block_on(async {
+        let cloud = connect(&creds, &progress).await?;
+        Ok::<_, anyhow::Error>(provision::stack::show(&cloud, &name, None).await?)
+    })?;
+    progress.finish();
+    let o = outcome.ok_or_else(|| anyhow::anyhow!("no stack named {name}; make it first: {}", again(global, "")))?;
+    Ok(StackNodes::from_outcome(&o, named, writes)?)
 }
 
 /// `provision ssh [NODE] [-- COMMAND]`: the command's output as it comes,
@@ -208,7 +237,7 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
     let a = access(global, &args.nodes, ui, true)?;
     let n = &a.nodes;
     let progress = Progress::new();
-    progress.line(&format!(
+    progress.print(&format!(
         "hand-off: manager {} at {}, {} workers behind it",
         n.manager.name,
         n.manager.public_address,
@@ -242,7 +271,7 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
     }
     let report =
         crate::runtime()?
-            .block_on(handoff::form(n, &a.connector, &Waits::default(), &stacks, None, &|m| progress.line(m)))?;
+            .block_on(handoff::form(n, &a.connector, &Waits::default(), &stacks, None, &|m| progress.print(m)))?;
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
     let mut text = if report.changed() {

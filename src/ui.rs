@@ -3,6 +3,8 @@
 
 use std::io::{IsTerminal, Write};
 
+use provision::deploy::{Expected, Step};
+
 use crate::cli::{Color, Output};
 
 pub struct Ui {
@@ -74,6 +76,22 @@ impl Ui {
         }
     }
 
+    /// What the stack will open to the whole world, said before it is
+    /// made (render and deploy): the default stays compatible, the
+    /// warning says how to close it.
+    pub fn warn_open(&mut self, params: &provision::params::Params) {
+        let ports = provision::bundle::exposure::plan(params, None).world_open_admin_ports();
+        if !ports.is_empty() {
+            let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+            self.warn(&format!(
+                "the manager's SSH and management UI ports ({}) are open to {}; \
+                 set ssh_allowed_cidr to the addresses you work from",
+                ports.join(", "),
+                params.ssh_allowed_cidr
+            ));
+        }
+    }
+
     pub fn error(&self, msg: &str) {
         eprintln!("{} {msg}", self.paint("1;31", "error:"));
     }
@@ -88,33 +106,8 @@ pub struct Progress {
     /// wait still gets a line every [`HEARTBEAT`] (CI logs show progress).
     last_line: std::sync::Mutex<std::time::Instant>,
     plan: std::sync::Mutex<Expected>,
-}
-
-/// What a run expects, for the progress line: how many resources a create
-/// makes, and how long a node may take to signal.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Expected {
-    pub resources: Option<usize>,
-    pub node_timeout: Option<u64>,
-}
-
-impl Expected {
-    /// `CREATE_IN_PROGRESS: 13 of 16 resources done, waiting for the
-    /// manager's ready signal (up to 1800 s), 95 s`.
-    pub fn describe(&self, now: &provision::stack::Snapshot) -> String {
-        let done = match self.resources {
-            Some(total) if now.status.starts_with("CREATE") => {
-                format!("{} of {total} resources done", now.resources_finished.min(total))
-            }
-            _ => format!("{} resources done", now.resources_finished),
-        };
-        let waiting = match (now.signals.any(), self.node_timeout) {
-            (true, Some(limit)) => format!(", waiting for {} (up to {limit} s)", now.signals.describe()),
-            (true, None) => format!(", waiting for {}", now.signals.describe()),
-            (false, _) => String::new(),
-        };
-        format!("{}: {done}{waiting}, {:.0} s", now.status, now.elapsed.as_secs_f64())
-    }
+    /// The deploy's step now, for what an interruption says.
+    current: std::sync::Mutex<Option<Step>>,
 }
 
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -134,26 +127,17 @@ impl Progress {
             bar,
             last_line: std::sync::Mutex::new(std::time::Instant::now()),
             plan: std::sync::Mutex::new(Expected::default()),
+            current: std::sync::Mutex::new(None),
         }
     }
 
-    pub fn expect(&self, expected: Expected) {
-        if let Ok(mut p) = self.plan.lock() {
-            *p = expected;
-        }
-    }
-
-    /// A step of the work after the stack (the hand-off): printed, and on
-    /// a terminal the spinner says it until the next one.
-    pub fn step(&self, text: &str) {
-        self.line(text);
-        if let Some(b) = &self.bar {
-            b.set_message(format!("hand-off: {text}"));
-        }
+    /// The deploy step that began last.
+    pub fn current_step(&self) -> Option<Step> {
+        self.current.lock().ok().and_then(|c| *c)
     }
 
     /// A line above the spinner (or plain on stderr).
-    pub fn line(&self, text: &str) {
+    pub fn print(&self, text: &str) {
         match &self.bar {
             Some(b) => b.println(text),
             None => {
@@ -169,15 +153,6 @@ impl Progress {
         }
     }
 
-    /// For the cloud's retry notices, which come from inside requests.
-    pub fn notice_fn(&self) -> Box<dyn Fn(&str) + Send + Sync> {
-        let bar = self.bar.clone();
-        Box::new(move |msg: &str| match &bar {
-            Some(b) => b.println(format!("note: {msg}")),
-            None => eprintln!("note: {msg}"),
-        })
-    }
-
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
@@ -187,7 +162,7 @@ impl Progress {
 
 impl provision::stack::Watch for Progress {
     fn event(&self, e: &provision::stack::Event) {
-        self.line(&e.line());
+        self.print(&e.line());
     }
 
     fn progress(&self, now: &provision::stack::Snapshot) {
@@ -197,46 +172,55 @@ impl provision::stack::Watch for Progress {
             None => {
                 let quiet = self.last_line.lock().map(|t| t.elapsed() >= HEARTBEAT).unwrap_or(false);
                 if quiet {
-                    self.line(&format!("still {text}"));
+                    self.print(&format!("still {text}"));
                 }
             }
         }
     }
 }
 
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.finish();
+impl provision::deploy::Reporter for Progress {
+    /// On a terminal the spinner says the step until its first event;
+    /// off one a step makes no line of its own (the lines it prints say it).
+    fn begin(&self, step: Step) {
+        if let Ok(mut c) = self.current.lock() {
+            *c = Some(step);
+        }
+        if let Some(b) = &self.bar {
+            b.set_message(step.doing());
+        }
+    }
+
+    fn line(&self, text: &str) {
+        self.print(text);
+    }
+
+    /// A step of the hand-off: printed, and on a terminal the spinner
+    /// says it until the next one.
+    fn step(&self, text: &str) {
+        self.print(text);
+        if let Some(b) = &self.bar {
+            b.set_message(format!("hand-off: {text}"));
+        }
+    }
+
+    fn expect(&self, expected: Expected) {
+        if let Ok(mut p) = self.plan.lock() {
+            *p = expected;
+        }
+    }
+
+    fn notice_fn(&self) -> Box<dyn Fn(&str) + Send + Sync> {
+        let bar = self.bar.clone();
+        Box::new(move |msg: &str| match &bar {
+            Some(b) => b.println(format!("note: {msg}")),
+            None => eprintln!("note: {msg}"),
+        })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use provision::stack::Snapshot;
-    use provision::stack::events::Signals;
-
-    use super::*;
-
-    #[test]
-    fn the_progress_line_says_n_of_m_and_what_it_waits_for() {
-        let expected = Expected { resources: Some(16), node_timeout: Some(1800) };
-        let mut now = Snapshot {
-            status: "CREATE_IN_PROGRESS",
-            resources_finished: 13,
-            signals: Signals { manager: true, workers: 2 },
-            elapsed: std::time::Duration::from_secs(95),
-        };
-        assert_eq!(
-            expected.describe(&now),
-            "CREATE_IN_PROGRESS: 13 of 16 resources done, waiting for the manager's and 2 workers' ready signals \
-             (up to 1800 s), 95 s"
-        );
-        // An update changes some resources, not all: no total.
-        now.status = "UPDATE_IN_PROGRESS";
-        now.signals = Signals::default();
-        assert_eq!(expected.describe(&now), "UPDATE_IN_PROGRESS: 13 resources done, 95 s");
-        let unknown = Expected::default();
-        now.status = "CREATE_IN_PROGRESS";
-        assert_eq!(unknown.describe(&now), "CREATE_IN_PROGRESS: 13 resources done, 95 s");
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
     }
 }

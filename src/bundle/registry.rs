@@ -78,6 +78,46 @@ pub struct Swift {
     pub container: String,
 }
 
+impl Swift {
+    /// The registry's Swift login: the operator's own, since the driver
+    /// takes a user and password only. `None` for other storage, or when
+    /// there are no credentials (the bundle then says what is missing).
+    /// Application credentials are input that cannot work: exit 2, at
+    /// the env file's `registry_storage` line.
+    pub fn login(
+        params: &crate::params::Params,
+        credentials: Option<&crate::params::credentials::Credentials>,
+    ) -> Result<Option<Swift>, crate::params::InputError> {
+        use crate::params::{InputError, Problem, Storage, credentials::Auth};
+        let Storage::Swift { container } = &params.registry.storage else { return Ok(None) };
+        let Some(c) = credentials else { return Ok(None) };
+        let Auth::Password { username, password, user_domain } = &c.auth else {
+            return Err(InputError(vec![
+                Problem::new(
+                    params.origin("registry_storage"),
+                    format!(
+                        "registry_storage: swift logs the registry in with a user name and password, and the credentials from {} are an application credential",
+                        c.source
+                    ),
+                )
+                .hint("give password credentials (a user made for the registry is best), or use registry_storage: local"),
+            ]));
+        };
+        Ok(Some(Swift {
+            authurl: c.auth_url.clone(),
+            username: username.clone(),
+            password: password.expose().to_string(),
+            tenant: c.project.as_ref().and_then(|p| p.name.clone()),
+            domain: user_domain.clone(),
+            region: c.region.clone(),
+            container: container.clone(),
+        }))
+    }
+}
+
+/// What a run says when the registry's Swift login goes to the node.
+pub const SWIFT_WARNING: &str = "registry_storage: swift puts your OpenStack password in the manager's node config (as the seed did); prefer an account made for the registry";
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BlobCache {
     pub blobdescriptor: &'static str,

@@ -35,6 +35,56 @@ pub fn stack_pins(state: &StateDir, nodes: &Nodes) -> Result<keys::Pins, Handoff
     Ok(keys::stack_pins(state, &nodes.manager.name, &workers)?)
 }
 
+/// The nodes of a stack, read from Heat's outputs, for the commands that
+/// reach them without an inventory (`provision ssh`, `provision handoff`).
+#[derive(Debug)]
+pub struct StackNodes {
+    pub name: String,
+    pub nodes: Nodes,
+    /// `hostname.domain`, the registry's name.
+    pub fqdn: String,
+}
+
+impl StackNodes {
+    /// `named` is the hostname and FQDN from env files, when given (a stack
+    /// made by an older template lacks the `manager_name` output). The
+    /// hand-off (`complete_only`) needs a complete stack; `ssh` needs only
+    /// a manager with an address, which is when a failed stack needs looking at.
+    pub fn from_outcome(
+        o: &crate::stack::Outcome,
+        named: Option<(String, String)>,
+        complete_only: bool,
+    ) -> Result<StackNodes, HandoffError> {
+        let name = &o.stack.name;
+        if !o.ok && complete_only {
+            return Err(HandoffError::Nodes(format!(
+                "stack {name} is {}; it is handed off once it is complete",
+                o.status
+            )));
+        }
+        let read = outputs::StackOutputs::read(&o.outputs);
+        let (hostname, fqdn) = named.unzip();
+        let manager = read.manager_name.or(hostname).ok_or_else(|| {
+            HandoffError::Nodes(format!(
+                "stack {name} has no output `{}`; give the environment files (--env) to name the manager",
+                outputs::MANAGER_NAME
+            ))
+        })?;
+        let fqdn = read.registry.map(|r| r.host).or(fqdn).unwrap_or_else(|| manager.clone());
+        let nodes = match Nodes::from_outputs(&manager, &o.outputs) {
+            Ok(n) => n,
+            Err(e) if !o.ok => Nodes::manager_from_outputs(&manager, &o.outputs).map_err(|m| {
+                HandoffError::Nodes(format!(
+                    "stack {name} is {}, and its manager cannot be reached yet: {m} ({e})",
+                    o.status
+                ))
+            })?,
+            Err(e) => return Err(e),
+        };
+        Ok(StackNodes { name: name.clone(), nodes, fqdn })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HandoffError {
     /// The node list (inventory file or stack outputs) is not usable.
@@ -330,6 +380,49 @@ mod tests {
          "private_ip": "10.251.0.11", "ssh_port": 22, "ssh_user": "root", "proxy_jump": "manager"}
       ]
     }"#;
+
+    fn outcome(ok: bool, outputs: serde_json::Value) -> crate::stack::Outcome {
+        let status = if ok { "CREATE_COMPLETE" } else { "CREATE_FAILED" };
+        crate::stack::Outcome {
+            stack: crate::stack::StackRef { name: "web".into(), id: "id-1".into() },
+            action: crate::stack::RunAction::Show,
+            status: crate::stack::StackStatus::parse(status).unwrap(),
+            reason: String::new(),
+            ok,
+            changes: Vec::new(),
+            outputs: serde_json::from_value(outputs).unwrap(),
+            failures: Vec::new(),
+            events: 0,
+            heat_seconds: None,
+            tags: Vec::new(),
+            ownership: Default::default(),
+        }
+    }
+
+    #[test]
+    fn stack_nodes_come_from_the_outputs_and_a_failed_stack_gives_its_manager_to_ssh_only() {
+        let full = json!({"manager_name": "web", "manager_floating_ip": "203.0.113.5",
+            "manager_private_ip": "10.0.0.5", "worker_names": ["web-worker-0"], "worker_private_ips": ["10.0.0.6"],
+            "registry": "web.example.com:5000"});
+        let n = StackNodes::from_outcome(&outcome(true, full), None, true).unwrap();
+        assert_eq!((n.name.as_str(), n.fqdn.as_str()), ("web", "web.example.com"));
+        assert_eq!(n.nodes.names(), ["web", "web-worker-0"]);
+
+        // Workers not there yet: the manager alone, for ssh; never a hand-off.
+        let half = json!({"manager_floating_ip": "203.0.113.5", "manager_private_ip": "10.0.0.5",
+            "worker_names": ["web-worker-0"], "worker_private_ips": []});
+        let named = Some(("web".to_string(), "web.example.com".to_string()));
+        let n = StackNodes::from_outcome(&outcome(false, half.clone()), named.clone(), false).unwrap();
+        assert_eq!((n.nodes.names(), n.fqdn.as_str()), (vec!["web"], "web.example.com"));
+        let e = StackNodes::from_outcome(&outcome(false, half.clone()), named, true).unwrap_err();
+        assert!(e.to_string().contains("handed off once it is complete"), "{e}");
+        // A complete stack with broken outputs is an error, not a manager alone.
+        assert!(
+            StackNodes::from_outcome(&outcome(true, half.clone()), Some(("web".into(), "w".into())), false).is_err()
+        );
+        let e = StackNodes::from_outcome(&outcome(true, half), None, false).unwrap_err();
+        assert!(e.to_string().contains("--env"), "without manager_name or env files it says what to give: {e}");
+    }
 
     #[test]
     fn inventory_of_the_harness() {

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod defs;
 pub mod envfile;
 pub mod error;
+pub mod inputs;
 pub mod own_cert;
 pub mod secret;
 pub mod values;

@@ -254,6 +254,20 @@ pub mod lookup {
         Call::new(Method::GET, Service::Image, "v2/images").query("limit", 1000)
     }
 
+    /// Glance's exact-name filter, for an image past the first page.
+    pub fn images_named(name: &str) -> Call {
+        Call::new(Method::GET, Service::Image, "v2/images").query("name", name)
+    }
+
+    /// One image by its ID; `None` for text that is not shaped like one
+    /// (8-4-4-4-12 hex digits), so no name ever goes into the path.
+    pub fn image(id: &str) -> Option<Call> {
+        let groups: Vec<&str> = id.split('-').collect();
+        let shaped = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+            && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()));
+        shaped.then(|| Call::new(Method::GET, Service::Image, format!("v2/images/{id}")))
+    }
+
     pub fn networks() -> Call {
         Call::new(Method::GET, Service::Network, "v2.0/networks")
     }
@@ -335,5 +349,21 @@ mod tests {
         assert!(c.query.contains(&("marker", "ev9".to_string())));
         assert!(c.query.contains(&("sort_dir", "asc".to_string())));
         assert!(c.idempotent());
+    }
+
+    #[test]
+    fn an_image_is_asked_for_by_id_only_when_it_is_one() {
+        let c = lookup::image("0f3c8e2a-4b1d-4c6e-9a7b-1234567890ab").unwrap();
+        assert_eq!(c.path, "v2/images/0f3c8e2a-4b1d-4c6e-9a7b-1234567890ab");
+        for not_an_id in
+            ["flatcar", "../v2/images", "0f3c8e2a-4b1d-4c6e-9a7b-1234567890a/", "0f3c8e2a4b1d4c6e9a7b1234567890ab", ""]
+        {
+            assert!(lookup::image(not_an_id).is_none(), "{not_an_id}");
+        }
+        let named = lookup::images_named("Flatcar Stable 4081");
+        assert_eq!(
+            (named.path.as_str(), named.query.clone()),
+            ("v2/images", vec![("name", "Flatcar Stable 4081".to_string())])
+        );
     }
 }

@@ -178,16 +178,34 @@ pub async fn preflight(cloud: &Cloud, params: &Params) -> Result<Found, StackErr
             .unwrap_or_default()
     };
     let flavor_list = names(&flavors, "flavors", None);
-    let image_list = names(&images, "images", None);
-    // Glance pages; a name past the first page is left for Heat to judge.
-    let images_complete = images.get("next").is_none();
+    let mut image_list = names(&images, "images", None);
+    // Glance pages (its api_limit_max caps the limit asked for): an image
+    // not on the first page is asked for by name, and by ID when it is one.
+    if images.get("next").is_some() {
+        let mut wanted = vec![params.server_image.as_str()];
+        if params.workers.count > 0 {
+            wanted.push(params.workers.image.as_str());
+        }
+        for w in wanted {
+            if image_list.iter().any(|(id, name)| id == w || name == w) {
+                continue;
+            }
+            let named = cloud.send(&lookup::images_named(w)).await?;
+            image_list.extend(names(&named, "images", None));
+            if let Some(call) = lookup::image(w)
+                && let Some(one) = cloud.send_opt(&call).await?
+            {
+                image_list.extend(names(&serde_json::json!({ "images": [one] }), "images", None));
+            }
+        }
+    }
     let keypair_list = names(&keypairs, "keypairs", Some("keypair"));
     let network_list = names(&networks, "networks", None);
 
     let mut problems = Vec::new();
-    let mut check = |key: &str, value: &str, list: &[(String, String)], what: &str, complete: bool| {
+    let mut check = |key: &str, value: &str, list: &[(String, String)], what: &str| {
         let found = list.iter().any(|(id, name)| id == value || name == value);
-        if !found && complete {
+        if !found {
             let known: Vec<&str> = list.iter().map(|(_, n)| n.as_str()).filter(|n| !n.is_empty()).collect();
             let mut p = Problem::new(params.origin(key), format!("{what} `{value}` does not exist in this cloud"))
                 .key(key)
@@ -201,18 +219,18 @@ pub async fn preflight(cloud: &Cloud, params: &Params) -> Result<Found, StackErr
             problems.push(p);
         }
     };
-    check("server_flavor", &params.server_flavor, &flavor_list, "flavor", true);
+    check("server_flavor", &params.server_flavor, &flavor_list, "flavor");
     if params.workers.count > 0 && params.workers.flavor != params.server_flavor {
-        check("worker_flavor", &params.workers.flavor, &flavor_list, "flavor", true);
+        check("worker_flavor", &params.workers.flavor, &flavor_list, "flavor");
     }
-    check("server_image", &params.server_image, &image_list, "image", images_complete);
+    check("server_image", &params.server_image, &image_list, "image");
     if params.workers.count > 0 && params.workers.image != params.server_image {
-        check("worker_image", &params.workers.image, &image_list, "image", images_complete);
+        check("worker_image", &params.workers.image, &image_list, "image");
     }
-    check("server_key", &params.server_key, &keypair_list, "key pair", true);
-    check("fip_network", &params.fip_network, &network_list, "network", true);
+    check("server_key", &params.server_key, &keypair_list, "key pair");
+    check("fip_network", &params.fip_network, &network_list, "network");
     if let Network::Existing(n) = &params.network {
-        check("private_network", n, &network_list, "network", true);
+        check("private_network", n, &network_list, "network");
     }
     if !problems.is_empty() {
         return Err(StackError::Input(InputError(problems)));
@@ -599,6 +617,27 @@ pub async fn release_floating_ip(cloud: &Cloud, state: &StateDir) -> Result<Opti
     cloud.send_opt(&neutron::delete_floating_ip(&fip.id)).await?;
     state.remove(FLOATING_IP_FILE)?;
     Ok(Some(fip))
+}
+
+/// The stack by name as it stands, or `None` when Heat has none: the one
+/// read behind `status`, `outputs`, `logs` and node discovery. With
+/// `follow`, a stack in progress is followed until it settles first
+/// (`None` too if it is deleted meanwhile).
+pub async fn show(
+    cloud: &Cloud,
+    name: &str,
+    follow_for: Option<(Duration, &dyn Watch)>,
+) -> Result<Option<Outcome>, StackError> {
+    let Some((stack, mut shown)) = find(cloud, name).await? else { return Ok(None) };
+    if let Some((limit, watch)) = follow_for
+        && !events::status(&shown)?.0.settled()
+    {
+        match follow(cloud, &stack, limit, watch).await? {
+            Some(v) => shown = v,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(shown_outcome(cloud, stack, &shown).await?))
 }
 
 /// The stack as Heat shows it, reported as it stands (action `SHOW`):
