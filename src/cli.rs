@@ -125,6 +125,11 @@ pub struct Global {
     #[arg(long, value_name = "SUFFIX", env = "PROVISION_NAME_SUFFIX", global = true)]
     pub name_suffix: Option<String>,
 
+    /// Whether the suffix came from PROVISION_NAME_SUFFIX, so a problem
+    /// with it points there (set after parsing).
+    #[arg(skip)]
+    pub name_suffix_from_env: bool,
+
     /// Where the CA, certificates and generated passwords are kept, one
     /// folder per stack [default: $XDG_STATE_HOME/provision or ~/.local/state/provision].
     #[arg(long, value_name = "DIR", env = "PROVISION_STATE_DIR", global = true)]

@@ -370,8 +370,8 @@ async fn hand_off(
 ) -> HandOff {
     let formed = async {
         let nodes = handoff::Nodes::from_outputs(&params.hostname, &o.outputs)?;
-        let templates =
-            bundle::render::Templates::load(opts.templates).map_err(|e| handoff::HandoffError::Swarm(e.to_string()))?;
+        let templates = crate::templates::Templates::load(opts.templates)
+            .map_err(|e| handoff::HandoffError::Swarm(e.to_string()))?;
         let stacks = imixs::render(&templates, &params.fqdn(), &imixs::Images::default())?;
         let dir = state.file(imixs::REMOTE_DIR);
         imixs::write_local(&dir, &stacks)?;

@@ -22,7 +22,14 @@ fn selection(global: &Global) -> Selection {
     Selection {
         env_files: global.env.clone(),
         name: global.name.clone(),
-        name_suffix: global.name_suffix.clone(),
+        name_suffix: global.name_suffix.clone().map(|s| {
+            let at = if global.name_suffix_from_env {
+                Where::variable("PROVISION_NAME_SUFFIX")
+            } else {
+                Where::flag("--name-suffix")
+            };
+            (s, at)
+        }),
         credentials: credentials::Request {
             os_cloud: global.os_cloud.clone(),
             cacert: global.os_cacert.clone(),

@@ -11,9 +11,10 @@
 //!
 //! and [`deploy`], which runs them in order for `provision --env FILE`,
 //! step by step; after them [`check`], which looks at a deployed registry
-//! from the operator's machine. Beside the stages, [`state`] (the per-stack state
-//! directory) and [`keys`] (the stack's SSH keys in it), which bundle makes
-//! and handoff uses. No stage imports a later one.
+//! from the operator's machine. Beside the stages, [`state`] (the per-stack
+//! state directory), [`keys`] (the stack's SSH keys in it) and
+//! [`templates`] (the template files), which bundle uses first and handoff
+//! again. No stage imports a later one.
 
 // Input problems carry file, line, column, key and hint; they are built only
 // on the error path, where their size costs nothing.
@@ -30,3 +31,4 @@ pub mod keys;
 pub mod params;
 pub mod stack;
 pub mod state;
+pub mod templates;

@@ -138,14 +138,20 @@ fn dispatch(cli: &cli::Cli, ui: &mut ui::Ui) -> anyhow::Result<()> {
 /// `provision` shows the help. Under `--output json` a usage error is
 /// also the same JSON document as every other failure, on stdout.
 fn parse() -> Result<cli::Cli, ExitCode> {
-    use clap::{CommandFactory, Parser};
+    use clap::CommandFactory;
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() == 1 {
         let _ = cli::Cli::command().print_help();
         return Err(ExitCode::SUCCESS);
     }
-    let err = match cli::Cli::try_parse_from(&args) {
-        Ok(cli) => return Ok(cli),
+    let parsed = cli::Cli::command()
+        .try_get_matches_from(&args)
+        .and_then(|m| Ok((<cli::Cli as clap::FromArgMatches>::from_arg_matches(&m)?, m)));
+    let err = match parsed {
+        Ok((mut cli, matches)) => {
+            cli.global.name_suffix_from_env = from_env(&matches, "name_suffix");
+            return Ok(cli);
+        }
         Err(err) => err,
     };
     use clap::error::ErrorKind;
@@ -160,6 +166,13 @@ fn parse() -> Result<cli::Cli, ExitCode> {
         println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
     }
     Err(ExitCode::from(EXIT_BAD_INPUT))
+}
+
+/// Whether a global argument's value came from its environment variable,
+/// at whichever level of the command line clap keeps it.
+fn from_env(matches: &clap::ArgMatches, id: &str) -> bool {
+    let here = matches.value_source(id) == Some(clap::parser::ValueSource::EnvVariable);
+    here || matches.subcommand().is_some_and(|(_, sub)| from_env(sub, id))
 }
 
 /// The one JSON document of every failure, clap's included.

@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use provision::bundle::render::Templates;
 use provision::handoff::ssh::{Cmd, Connector, Settings, Stream};
 use provision::handoff::swarm::Waits;
 use provision::handoff::{self, Nodes, StackNodes, imixs};
 use provision::keys;
 use provision::params::{InputError, Problem, Where};
 use provision::state::StateDir;
+use provision::templates::Templates;
 
 use crate::cli::{Global, HandoffArgs, NodesArgs, SshArgs};
 use crate::input::{again, connect, load, load_for_name, need_credentials, state_dir, state_view};

@@ -179,3 +179,32 @@ fn a_bad_flag_is_reported_as_a_flag_in_the_json() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--name: `Bad Name` is not a valid stack name"));
     assert!(!cloud.knocked());
 }
+
+/// A bad suffix is reported where it was given: the variable CI set, or
+/// the flag (which wins over the variable); nothing is sent either way.
+#[test]
+fn a_bad_name_suffix_points_at_the_flag_or_the_variable_it_came_from() {
+    let cloud = Listener::new();
+    let state = tempfile::tempdir().unwrap();
+    let problem = |env: Option<&str>, flag: Option<&str>| {
+        let mut c = provision(&cloud, state.path());
+        c.env_remove("PROVISION_NAME_SUFFIX").args(["--env", "examples/env_params.yml", "--output", "json"]);
+        if let Some(v) = env {
+            c.env("PROVISION_NAME_SUFFIX", v);
+        }
+        if let Some(f) = flag {
+            c.args(["--name-suffix", f]);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["problems"][0].clone()
+    };
+    let p = problem(Some("Job_7"), None);
+    assert_eq!(p["variable"], "PROVISION_NAME_SUFFIX", "{p}");
+    let p = problem(None, Some("Job_7"));
+    assert_eq!(p["flag"], "--name-suffix", "{p}");
+    let p = problem(Some("ci-7"), Some("Job_7"));
+    assert_eq!(p["flag"], "--name-suffix", "the flag's value is the one used: {p}");
+    assert!(!cloud.knocked(), "a request was made for bad input");
+}

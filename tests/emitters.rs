@@ -17,9 +17,9 @@ use base64::Engine;
 use provision::bundle::node::NodeConfig;
 use provision::bundle::nodes::{self, Common, Manager, Probe, Service};
 use provision::bundle::registry::{self, Blobs, Inputs, Layout, Swift};
-use provision::bundle::render::Templates;
 use provision::bundle::{self, Shape};
 use provision::params::{Network, NodeConfigFormat, Params};
+use provision::templates::Templates;
 use serde_json::Value;
 
 /// Pieces of trouble for YAML, JSON, data URLs, Tera, shells and Heat.

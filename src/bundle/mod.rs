@@ -12,7 +12,6 @@ pub mod node;
 pub mod nodes;
 pub mod outputs;
 pub mod registry;
-pub mod render;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -24,6 +23,7 @@ use tera::Context;
 
 use crate::params::{Network, NodeConfigFormat, Params, Storage};
 use crate::state::{self, Mode, StateDir, StateError};
+use crate::templates::Templates;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -32,7 +32,7 @@ pub enum BundleError {
     #[error(transparent)]
     Certs(#[from] certs::CertError),
     #[error(transparent)]
-    Render(#[from] render::RenderError),
+    Render(#[from] crate::templates::RenderError),
     #[error("rendered {name} is not valid YAML: {message}")]
     Invalid { name: String, message: String },
     #[error(transparent)]
@@ -323,7 +323,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         remote_url: &params.registry.cache_remote_url,
         layout: registry::Layout::node(),
     };
-    let templates = render::Templates::load(req.templates)?;
+    let templates = Templates::load(req.templates)?;
     let daemon_json = serde_json::to_string_pretty(&json!({
         "registry-mirrors": [format!("https://{fqdn}")],
         "mtu": params.docker_mtu,
@@ -482,7 +482,7 @@ pub struct Shape<'a> {
 }
 
 /// The stack's template and the workers' nested template.
-pub fn heat_templates(templates: &render::Templates, shape: &Shape) -> Result<(String, String), BundleError> {
+pub fn heat_templates(templates: &Templates, shape: &Shape) -> Result<(String, String), BundleError> {
     let fqdn = shape.fqdn;
     let rules: Vec<Value> = SWARM_RULES
         .iter()
@@ -674,7 +674,7 @@ mod tests {
                 existing_network: matches!(params.network, Network::Existing(_)),
                 format: params.node_config,
             };
-            let (template, _) = heat_templates(&render::Templates::load(None).unwrap(), &shape).unwrap();
+            let (template, _) = heat_templates(&Templates::load(None).unwrap(), &shape).unwrap();
             let t: Value = serde_saphyr::from_str(&template).unwrap();
             let resources = t["resources"].as_object().unwrap();
             let of = |kind: &str| resources.values().filter(|r| r["type"] == kind).collect::<Vec<_>>();

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tera::Context;
 
 use super::node::{DropIn, NodeConfig, NodeFile, NodeUnit};
-use super::render::{RenderError, Templates};
+use crate::templates::{RenderError, Templates};
 
 /// The manager's data folder on its root disk, or the data volume's mount.
 const DATA_ON_DISK: &str = "/var/lib/provision";

@@ -15,8 +15,8 @@ use tera::Context;
 use super::HandoffError;
 use super::ssh::Cmd;
 use super::swarm::Remote;
-use crate::bundle::render::Templates;
 use crate::state::{self, Mode};
+use crate::templates::Templates;
 
 /// Where the directory goes on the manager, relative to the login user's
 /// home (Flatcar's `core` may write there without sudo).

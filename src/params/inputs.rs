@@ -15,7 +15,8 @@ pub struct Selection {
     pub env_files: Vec<PathBuf>,
     /// `--name`; the hostname parameter when absent.
     pub name: Option<String>,
-    pub name_suffix: Option<String>,
+    /// `--name-suffix` or `PROVISION_NAME_SUFFIX`, with which one it was.
+    pub name_suffix: Option<(String, Where)>,
     pub credentials: credentials::Request,
 }
 
@@ -33,15 +34,15 @@ pub struct Inputs {
 /// files' `os_*` parameters, as the OpenStack client orders them).
 pub fn load(selection: &Selection, var: &dyn Fn(&str) -> Option<String>) -> Result<Inputs, InputError> {
     let mut params = Params::load(&selection.env_files)?;
-    if let Some(suffix) = &selection.name_suffix {
-        params.with_name_suffix(suffix, Where::flag("--name-suffix")).map_err(|p| InputError(vec![p]))?;
+    if let Some((suffix, at)) = &selection.name_suffix {
+        params.with_name_suffix(suffix, at.clone()).map_err(|p| InputError(vec![p]))?;
     }
     let mut warnings = params.warnings.clone();
     let (credentials, more) = resolve_credentials(selection, var, &params.env_credentials)?;
     warnings.extend(more);
     tracing::debug!(params = ?params, source = ?credentials.as_ref().map(|c| &c.source), "input");
     let stack_name = match &selection.name {
-        Some(n) => stack_name(n, selection.name_suffix.as_deref())?,
+        Some(n) => stack_name(n, selection.name_suffix.as_ref().map(|(s, _)| s.as_str()))?,
         None => params.hostname.clone(),
     };
     check_stack_name(&stack_name)?;

@@ -7,24 +7,24 @@ use tera::{Context, Tera};
 
 /// Every template provision renders, by its path under `templates/`.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("heat/stack.yaml", include_str!("../../templates/heat/stack.yaml")),
-    ("heat/worker.yaml", include_str!("../../templates/heat/worker.yaml")),
-    ("nodes/signal.sh", include_str!("../../templates/nodes/signal.sh")),
-    ("nodes/data-volume.sh", include_str!("../../templates/nodes/data-volume.sh")),
-    ("nodes/redis.conf", include_str!("../../templates/nodes/redis.conf")),
-    ("nodes/secrets.sh", include_str!("../../templates/nodes/secrets.sh")),
-    ("nodes/units/container.service", include_str!("../../templates/nodes/units/container.service")),
-    ("nodes/units/docker-data.conf", include_str!("../../templates/nodes/units/docker-data.conf")),
-    ("nodes/units/provision-data.service", include_str!("../../templates/nodes/units/provision-data.service")),
-    ("nodes/units/provision-hosts.service", include_str!("../../templates/nodes/units/provision-hosts.service")),
-    ("nodes/units/provision-secrets.service", include_str!("../../templates/nodes/units/provision-secrets.service")),
-    ("nodes/units/provision-signal.service", include_str!("../../templates/nodes/units/provision-signal.service")),
+    ("heat/stack.yaml", include_str!("../templates/heat/stack.yaml")),
+    ("heat/worker.yaml", include_str!("../templates/heat/worker.yaml")),
+    ("nodes/signal.sh", include_str!("../templates/nodes/signal.sh")),
+    ("nodes/data-volume.sh", include_str!("../templates/nodes/data-volume.sh")),
+    ("nodes/redis.conf", include_str!("../templates/nodes/redis.conf")),
+    ("nodes/secrets.sh", include_str!("../templates/nodes/secrets.sh")),
+    ("nodes/units/container.service", include_str!("../templates/nodes/units/container.service")),
+    ("nodes/units/docker-data.conf", include_str!("../templates/nodes/units/docker-data.conf")),
+    ("nodes/units/provision-data.service", include_str!("../templates/nodes/units/provision-data.service")),
+    ("nodes/units/provision-hosts.service", include_str!("../templates/nodes/units/provision-hosts.service")),
+    ("nodes/units/provision-secrets.service", include_str!("../templates/nodes/units/provision-secrets.service")),
+    ("nodes/units/provision-signal.service", include_str!("../templates/nodes/units/provision-signal.service")),
     (
         "imixs/management/proxy/docker-compose.yml",
-        include_str!("../../templates/imixs/management/proxy/docker-compose.yml"),
+        include_str!("../templates/imixs/management/proxy/docker-compose.yml"),
     ),
-    ("imixs/management/ui/docker-compose.yml", include_str!("../../templates/imixs/management/ui/docker-compose.yml")),
-    ("imixs/apps/hello/docker-compose.yml", include_str!("../../templates/imixs/apps/hello/docker-compose.yml")),
+    ("imixs/management/ui/docker-compose.yml", include_str!("../templates/imixs/management/ui/docker-compose.yml")),
+    ("imixs/apps/hello/docker-compose.yml", include_str!("../templates/imixs/apps/hello/docker-compose.yml")),
 ];
 
 #[derive(Debug, thiserror::Error)]
