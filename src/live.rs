@@ -182,6 +182,34 @@ fn report_outcome(
     done: Finished,
     state: &StateDir,
 ) -> Result<()> {
+    let (text, mut json) = stack_report(global, o, fip, requests, elapsed, done, state);
+    let handoff_failed = matches!(done.handoff, Some(HandOff::Failed(_)));
+    ui.human(&text);
+    json["warnings"] = serde_json::json!(ui.warnings());
+    ui.json(&json);
+    if o.ok && handoff_failed {
+        Err(anyhow!("stack {} is complete, but the hand-off failed", o.stack.name))
+    } else if o.ok {
+        Ok(())
+    } else {
+        let first =
+            o.failures.first().map(|f| format!(": {} {}: {}", f.resource, f.status, f.reason)).unwrap_or_default();
+        Err(anyhow!("stack {} is {}{}", o.stack.name, o.status, stack::events::one_line(&first, 300)))
+    }
+}
+
+/// A deploy's or destroy's report: the text for people, the JSON for
+/// programs (the warnings are added when it is printed).
+#[allow(clippy::too_many_arguments)]
+fn stack_report(
+    global: &Global,
+    o: &Outcome,
+    fip: Option<&FloatingIp>,
+    requests: u64,
+    elapsed: Duration,
+    done: Finished,
+    state: &StateDir,
+) -> (String, serde_json::Value) {
     let summary = done.summary;
     let verdict = match o.action {
         RunAction::Nothing => format!("is up to date ({}), nothing to change", o.status),
@@ -243,8 +271,7 @@ fn report_outcome(
         }
     };
     let handoff_failed = matches!(done.handoff, Some(HandOff::Failed(_)));
-    ui.human(&text);
-    ui.json(&serde_json::json!({
+    let json = serde_json::json!({
         "ok": o.ok && !handoff_failed,
         "handoff": handoff_json,
         "command": match o.action { RunAction::Heat(stack::Action::Delete) => "destroy", _ => "deploy" },
@@ -257,17 +284,8 @@ fn report_outcome(
         "ownership": done.owner,
         "retry": (!o.ok).then(|| again(global, "")),
         "remove": (!o.ok).then(|| again(global, "destroy")),
-        "warnings": ui.warnings(),
-    }));
-    if o.ok && handoff_failed {
-        Err(anyhow!("stack {} is complete, but the hand-off failed", o.stack.name))
-    } else if o.ok {
-        Ok(())
-    } else {
-        let first =
-            o.failures.first().map(|f| format!(": {} {}: {}", f.resource, f.status, f.reason)).unwrap_or_default();
-        Err(anyhow!("stack {} is {}{}", o.stack.name, o.status, stack::events::one_line(&first, 300)))
-    }
+    });
+    (text, json)
 }
 
 fn outputs_text(o: &Outcome) -> String {
@@ -637,6 +655,95 @@ pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
         Some(o) => {
             ui.human(&fip_line);
             report_outcome(ui, global, &o, released.as_ref(), requests, started.elapsed(), Finished::default(), &state)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use clap::Parser;
+    use provision::handoff::swarm::{Member, Report, Role};
+    use provision::stack::{Failure, StackRef, StackStatus};
+
+    use super::*;
+
+    fn outcome(status: &str, failures: Vec<Failure>) -> Outcome {
+        let ok = failures.is_empty();
+        let outputs: BTreeMap<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+            "manager_floating_ip": "203.0.113.7", "manager_name": "myhost", "manager_private_ip": "10.20.30.5",
+            "registry": "myhost.mydomain.com:5000", "worker_names": ["myhost-worker-0"],
+            "worker_private_ips": ["10.20.30.6"]}))
+        .unwrap();
+        Outcome {
+            stack: StackRef { name: "myhost".into(), id: "5e1f-stack".into() },
+            action: RunAction::Heat(stack::Action::Create),
+            status: StackStatus::parse(status).unwrap(),
+            reason: if ok { String::new() } else { "Resource CREATE failed: timed out".into() },
+            ok,
+            changes: vec!["new stack".into()],
+            outputs,
+            failures,
+            events: 31,
+            heat_seconds: Some(94.4),
+            tags: vec!["provision".into(), "provision-owner=ci".into()],
+            ownership: Ownership { owner: Some("ci".into()), ..Default::default() },
+        }
+    }
+
+    /// The report of a deploy, text and JSON, for a stack handed off and
+    /// for one that failed: pinned, so a change in either shows here.
+    #[test]
+    fn the_deploy_report_is_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        let cli = crate::cli::Cli::try_parse_from(["provision", "--env", "env_params.yml", "--state-dir", &root]).unwrap();
+        let state = StateDir::open_with(dir.path(), "myhost", provision::state::Wait::Fail).unwrap();
+        let params = provision::params::Params::load(&["examples/env_params.yml".into()]).unwrap();
+        let fip = FloatingIp { id: "fip-1".into(), address: "203.0.113.7".parse().unwrap() };
+        let req = bundle::Request {
+            stack_name: "myhost",
+            state: &state,
+            templates: None,
+            floating_ip: Some(fip.clone()),
+            swift_credentials: None,
+            now: time::OffsetDateTime::from_unix_timestamp(1_796_472_000).unwrap(),
+        };
+        let summary = bundle::build(&params, &req).unwrap().summary;
+        let owner = Ownership { owner: Some("ci".into()), ..Default::default() };
+        let formed = HandOff::Formed(Box::new(Report {
+            done: vec!["swarm init on myhost".into(), "myhost-worker-0 joined".into()],
+            notes: vec![],
+            members: vec![Member {
+                id: "n1".into(),
+                hostname: "myhost".into(),
+                role: Role::Manager,
+                state: "ready".into(),
+                addr: "10.20.30.5".into(),
+                labels: BTreeMap::new(),
+            }],
+            networks: vec!["imixs-proxy-net".into()],
+            ready: vec!["myhost".into(), "myhost-worker-0".into()],
+            stacks: vec!["proxy".into()],
+        }));
+        let failed_node = Failure {
+            resource: "manager_wait".into(),
+            kind: "OS::Heat::WaitCondition".into(),
+            status: "CREATE_FAILED".into(),
+            reason: "WaitConditionFailure: resources.manager_wait: the cache did not start".into(),
+            parent: None,
+        };
+        let cases = [
+            ("complete", outcome("CREATE_COMPLETE", vec![]), Some(&formed)),
+            ("failed", outcome("CREATE_FAILED", vec![failed_node]), None),
+        ];
+        for (name, o, handoff) in cases {
+            let done = Finished { handoff, summary: Some(&summary), owner: Some(&owner) };
+            let (text, json) =
+                stack_report(&cli.global, &o, Some(&fip), 42, Duration::from_millis(101_500), done, &state);
+            let shown = format!("{text}\n{json:#}").replace(&root, "[state]");
+            insta::assert_snapshot!(format!("deploy-report-{name}"), shown);
         }
     }
 }
