@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
+use serde::Serialize;
 
 use provision::bundle::{self, FloatingIp, registry::Swift};
 use provision::params::{InputError, Problem, Where, credentials, defs};
@@ -25,11 +26,29 @@ pub fn params(markdown: bool, ui: &mut Ui) -> Result<()> {
         }
         ui.human(&out);
     }
-    let list: Vec<_> = defs::DEFS
+    #[derive(Serialize)]
+    struct Param {
+        name: &'static str,
+        required: bool,
+        default: Option<&'static str>,
+        expects: String,
+        doc: &'static str,
+    }
+    #[derive(Serialize)]
+    struct Params {
+        parameters: Vec<Param>,
+    }
+    let parameters = defs::DEFS
         .iter()
-        .map(|d| serde_json::json!({"name": d.name, "required": d.required, "default": d.default, "expects": d.kind.describe(), "doc": d.doc}))
+        .map(|d| Param {
+            name: d.name,
+            required: d.required,
+            default: d.default,
+            expects: d.kind.describe(),
+            doc: d.doc,
+        })
         .collect();
-    ui.json(&serde_json::json!({"ok": true, "parameters": list}));
+    ui.result("params", true, &Params { parameters });
     Ok(())
 }
 
@@ -63,7 +82,11 @@ pub fn clouds(names: bool, ui: &mut Ui) -> Result<()> {
         }
         ui.human(&text);
     }
-    ui.json(&serde_json::json!({"ok": true, "command": "clouds", "clouds": list, "warnings": ui.warnings()}));
+    #[derive(Serialize)]
+    struct Clouds<'a> {
+        clouds: &'a [credentials::CloudEntry],
+    }
+    ui.result("clouds", true, &Clouds { clouds: &list });
     Ok(())
 }
 
@@ -129,14 +152,18 @@ pub fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
     let summary_file = args.out.join("summary.txt");
     provision::state::write_file(&summary_file, summary.as_bytes(), provision::state::Mode::Public)?;
     ui.human(&summary);
-    ui.json(&serde_json::json!({
-        "ok": true,
-        "command": "render",
-        "bundle": s,
-        "files": written.iter().chain(std::iter::once(&summary_file)).collect::<Vec<_>>(),
-        "credentials": {"source": source},
-        "warnings": ui.warnings(),
-    }));
+    #[derive(Serialize)]
+    struct Render<'a> {
+        bundle: &'a bundle::Summary,
+        files: Vec<&'a std::path::PathBuf>,
+        credentials: Source,
+    }
+    #[derive(Serialize)]
+    struct Source {
+        source: Option<String>,
+    }
+    let files = written.iter().chain(std::iter::once(&summary_file)).collect();
+    ui.result("render", true, &Render { bundle: s, files, credentials: Source { source } });
     Ok(())
 }
 
@@ -196,10 +223,14 @@ pub fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
         text.push_str(&format!("  {}\n", hints.login));
     }
     ui.human(&text);
-    ui.json(&serde_json::json!({
-        "ok": report.ok(), "command": "check", "steps": report.steps, "repositories": report.repositories,
-        "client": hints, "ca_file": ca_file, "warnings": ui.warnings(),
-    }));
+    #[derive(Serialize)]
+    struct Check<'a> {
+        #[serde(flatten)]
+        report: &'a check::Report,
+        client: &'a check::ClientHints,
+        ca_file: &'a str,
+    }
+    ui.result("check", report.ok(), &Check { report: &report, client: &hints, ca_file: &ca_file });
     if report.ok() {
         Ok(())
     } else {
@@ -260,6 +291,10 @@ pub fn man(args: &ManArgs, ui: &mut Ui) -> Result<()> {
         written.push(file);
     }
     ui.human(&format!("Wrote {} man pages into {}\n", written.len(), dir.display()));
-    ui.json(&serde_json::json!({"ok": true, "command": "man", "written": written}));
+    #[derive(Serialize)]
+    struct Man {
+        written: Vec<std::path::PathBuf>,
+    }
+    ui.result("man", true, &Man { written });
     Ok(())
 }

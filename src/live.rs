@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use serde::Serialize;
 
 use provision::bundle::outputs::StackOutputs;
 use provision::bundle::{self, FloatingIp, registry::Swift};
@@ -166,8 +167,15 @@ fn report_preview(
     text.push_str("The stack as rendered:\n");
     text.push_str(&plan.text());
     ui.human(&text);
-    ui.json(&serde_json::json!({"ok": true, "command": "preview", "stack_name": name, "exists": drift.is_some(),
-        "drift": drift, "changes": changes, "plan": plan, "warnings": ui.warnings()}));
+    #[derive(Serialize)]
+    struct Preview<'a> {
+        stack_name: &'a str,
+        exists: bool,
+        drift: Option<&'a [String]>,
+        changes: &'a std::collections::BTreeMap<String, Vec<String>>,
+        plan: &'a bundle::exposure::Plan,
+    }
+    ui.result("preview", true, &Preview { stack_name: name, exists: drift.is_some(), drift, changes, plan });
     Ok(())
 }
 
@@ -182,11 +190,10 @@ fn report_outcome(
     done: Finished,
     state: &StateDir,
 ) -> Result<()> {
-    let (text, mut json) = stack_report(global, o, fip, requests, elapsed, done, state);
+    let r = stack_report(global, o, fip, requests, elapsed, done, state);
     let handoff_failed = matches!(done.handoff, Some(HandOff::Failed(_)));
-    ui.human(&text);
-    json["warnings"] = serde_json::json!(ui.warnings());
-    ui.json(&json);
+    ui.human(&r.text);
+    ui.result(r.command, r.ok, &r.fields);
     if o.ok && handoff_failed {
         Err(anyhow!("stack {} is complete, but the hand-off failed", o.stack.name))
     } else if o.ok {
@@ -198,18 +205,60 @@ fn report_outcome(
     }
 }
 
-/// A deploy's or destroy's report: the text for people, the JSON for
-/// programs (the warnings are added when it is printed).
+/// A deploy's or destroy's report: the text for people, and the fields
+/// of the JSON for programs.
+struct StackReport<'a> {
+    text: String,
+    command: &'static str,
+    ok: bool,
+    fields: StackFields<'a>,
+}
+
+#[derive(Serialize)]
+struct StackFields<'a> {
+    handoff: Option<HandOffFields<'a>>,
+    stack: &'a Outcome,
+    floating_ip: Option<&'a FloatingIp>,
+    elapsed_seconds: f64,
+    requests: u64,
+    state_dir: &'a std::path::Path,
+    bundle: Option<&'a bundle::Summary>,
+    ownership: Option<&'a Ownership>,
+    /// The commands that retry or remove a failed stack.
+    retry: Option<String>,
+    remove: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum HandOffFields<'a> {
+    Skipped {
+        ok: bool,
+        skipped: &'a str,
+    },
+    Formed {
+        ok: bool,
+        changed: bool,
+        #[serde(flatten)]
+        report: &'a provision::handoff::swarm::Report,
+        config_dir: std::path::PathBuf,
+    },
+    Failed {
+        ok: bool,
+        error: &'a str,
+    },
+}
+
 #[allow(clippy::too_many_arguments)]
-fn stack_report(
+fn stack_report<'a>(
     global: &Global,
-    o: &Outcome,
-    fip: Option<&FloatingIp>,
+    o: &'a Outcome,
+    fip: Option<&'a FloatingIp>,
     requests: u64,
     elapsed: Duration,
-    done: Finished,
-    state: &StateDir,
-) -> (String, serde_json::Value) {
+    done: Finished<'a>,
+    state: &'a StateDir,
+) -> StackReport<'a> {
     let summary = done.summary;
     let verdict = match o.action {
         RunAction::Nothing => format!("is up to date ({}), nothing to change", o.status),
@@ -243,11 +292,11 @@ fn stack_report(
             )
         ));
     }
-    let handoff_json = match done.handoff {
-        None => serde_json::Value::Null,
+    let handoff = match done.handoff {
+        None => None,
         Some(HandOff::Skipped(why)) => {
             text.push_str(&format!("Hand-off skipped: {why}.\n"));
-            serde_json::json!({"ok": true, "skipped": why})
+            Some(HandOffFields::Skipped { ok: true, skipped: why })
         }
         Some(HandOff::Formed(r)) => {
             text.push_str(&if r.changed() {
@@ -258,34 +307,49 @@ fn stack_report(
             text.push_str(&format!("  nodes     {} Ready: {}\n", r.ready.len(), r.ready.join(", ")));
             text.push_str(&format!("  networks  {}\n", r.networks.join(", ")));
             text.push_str(&format!("  stacks    {}\n", r.stacks.join(", ")));
-            serde_json::json!({"ok": true, "changed": r.changed(), "done": r.done, "notes": r.notes,
-                "ready": r.ready, "members": r.members, "networks": r.networks, "stacks": r.stacks,
-                "config_dir": state.file(imixs::REMOTE_DIR)})
+            Some(HandOffFields::Formed {
+                ok: true,
+                changed: r.changed(),
+                report: r,
+                config_dir: state.file(imixs::REMOTE_DIR),
+            })
         }
         Some(HandOff::Failed(e)) => {
             text.push_str(&format!(
                 "Hand-off FAILED: {e}\nThe stack is complete; run again to retry the hand-off: {}\n",
                 again(global, "")
             ));
-            serde_json::json!({"ok": false, "error": e})
+            Some(HandOffFields::Failed { ok: false, error: e })
         }
     };
     let handoff_failed = matches!(done.handoff, Some(HandOff::Failed(_)));
-    let json = serde_json::json!({
-        "ok": o.ok && !handoff_failed,
-        "handoff": handoff_json,
-        "command": match o.action { RunAction::Heat(stack::Action::Delete) => "destroy", _ => "deploy" },
-        "stack": o,
-        "floating_ip": fip.map(|f| serde_json::json!({"id": f.id, "address": f.address.to_string()})),
-        "elapsed_seconds": elapsed.as_secs_f64(),
-        "requests": requests,
-        "state_dir": state.path(),
-        "bundle": summary,
-        "ownership": done.owner,
-        "retry": (!o.ok).then(|| again(global, "")),
-        "remove": (!o.ok).then(|| again(global, "destroy")),
-    });
-    (text, json)
+    StackReport {
+        text,
+        command: match o.action {
+            RunAction::Heat(stack::Action::Delete) => "destroy",
+            _ => "deploy",
+        },
+        ok: o.ok && !handoff_failed,
+        fields: StackFields {
+            handoff,
+            stack: o,
+            floating_ip: fip,
+            elapsed_seconds: elapsed.as_secs_f64(),
+            requests,
+            state_dir: state.path(),
+            bundle: summary,
+            ownership: done.owner,
+            retry: (!o.ok).then(|| again(global, "")),
+            remove: (!o.ok).then(|| again(global, "destroy")),
+        },
+    }
+}
+
+/// The answer for a stack Heat does not have.
+#[derive(Serialize)]
+struct NotFound<'a> {
+    stack_name: &'a str,
+    status: &'static str,
 }
 
 fn outputs_text(o: &Outcome) -> String {
@@ -335,7 +399,7 @@ pub fn status(global: &Global, ui: &mut Ui, args: &StatusArgs) -> Result<()> {
     let watch = args.watch.then(|| Duration::from_secs(args.watch_timeout * 60));
     let (name, outcome) = show(global, ui, watch)?;
     let Some(o) = outcome else {
-        ui.json(&serde_json::json!({"ok": false, "command": "status", "stack_name": name, "status": "NOT_FOUND"}));
+        ui.result("status", false, &NotFound { stack_name: &name, status: "NOT_FOUND" });
         return Err(anyhow!("no stack named {name}"));
     };
     let mut text = format!("Stack {} ({}): {}\n", o.stack.name, o.stack.id, o.status);
@@ -344,7 +408,11 @@ pub fn status(global: &Global, ui: &mut Ui, args: &StatusArgs) -> Result<()> {
         text.push_str(&failures_text(&o));
     }
     ui.human(&text);
-    ui.json(&serde_json::json!({"ok": o.ok, "command": "status", "stack": o, "warnings": ui.warnings()}));
+    #[derive(Serialize)]
+    struct Status<'a> {
+        stack: &'a Outcome,
+    }
+    ui.result("status", o.ok, &Status { stack: &o });
     if o.ok {
         return Ok(());
     }
@@ -358,7 +426,7 @@ pub fn status(global: &Global, ui: &mut Ui, args: &StatusArgs) -> Result<()> {
 pub fn outputs(global: &Global, ui: &mut Ui, args: &OutputsArgs) -> Result<()> {
     let (name, outcome) = show(global, ui, None)?;
     let Some(o) = outcome else {
-        ui.json(&serde_json::json!({"ok": false, "command": "outputs", "stack_name": name, "status": "NOT_FOUND"}));
+        ui.result("outputs", false, &NotFound { stack_name: &name, status: "NOT_FOUND" });
         return Err(anyhow!("no stack named {name}"));
     };
     if !o.status.settled() {
@@ -371,8 +439,17 @@ pub fn outputs(global: &Global, ui: &mut Ui, args: &OutputsArgs) -> Result<()> {
     }
     let Some(key) = &args.key else {
         ui.human(&outputs_text(&o));
-        ui.json(&serde_json::json!({"ok": true, "command": "outputs", "stack": o.stack, "status": o.status,
-            "tags": o.tags, "ownership": o.ownership, "outputs": o.outputs}));
+        #[derive(Serialize)]
+        struct Outputs<'a> {
+            stack: &'a stack::StackRef,
+            status: stack::StackStatus,
+            tags: &'a [String],
+            ownership: &'a Ownership,
+            outputs: &'a std::collections::BTreeMap<String, serde_json::Value>,
+        }
+        let fields =
+            Outputs { stack: &o.stack, status: o.status, tags: &o.tags, ownership: &o.ownership, outputs: &o.outputs };
+        ui.result("outputs", true, &fields);
         return Ok(());
     };
     let Some(value) = o.outputs.get(key) else {
@@ -385,7 +462,13 @@ pub fn outputs(global: &Global, ui: &mut Ui, args: &OutputsArgs) -> Result<()> {
         serde_json::Value::String(s) => ui.human(&format!("{s}\n")),
         other => ui.human(&format!("{other}\n")),
     }
-    ui.json(&serde_json::json!({"ok": true, "command": "outputs", "stack": o.stack, "key": key, "value": value}));
+    #[derive(Serialize)]
+    struct Output<'a> {
+        stack: &'a stack::StackRef,
+        key: &'a str,
+        value: &'a serde_json::Value,
+    }
+    ui.result("outputs", true, &Output { stack: &o.stack, key, value });
     Ok(())
 }
 
@@ -438,13 +521,19 @@ pub fn logs(global: &Global, ui: &mut Ui, args: &LogsArgs) -> Result<()> {
         text.push_str(&format!("== a node signalled Heat:\n{s}\n"));
     }
     ui.human(&text);
-    ui.json(&serde_json::json!({"ok": true, "command": "logs", "stack": outcome.stack, "status": outcome.status,
-        "nodes": logs, "signals": signals}));
+    #[derive(Serialize)]
+    struct Logs<'a> {
+        stack: &'a stack::StackRef,
+        status: stack::StackStatus,
+        nodes: &'a [stack::NodeLog],
+        signals: &'a [String],
+    }
+    ui.result("logs", true, &Logs { stack: &outcome.stack, status: outcome.status, nodes: &logs, signals: &signals });
     Ok(())
 }
 
 /// One line of `provision list`.
-#[derive(serde::Serialize)]
+#[derive(Serialize)]
 struct Listed<'a> {
     #[serde(flatten)]
     stack: &'a ownership::StackSeen,
@@ -516,8 +605,12 @@ pub fn list(global: &Global, args: &ListArgs, ui: &mut Ui) -> Result<()> {
         }
     }
     ui.human(&text);
-    ui.json(&serde_json::json!({"ok": true, "command": "list", "stacks": shown, "requests": requests,
-        "warnings": ui.warnings()}));
+    #[derive(Serialize)]
+    struct List<'a> {
+        stacks: &'a [Listed<'a>],
+        requests: u64,
+    }
+    ui.result("list", true, &List { stacks: &shown, requests });
     Ok(())
 }
 
@@ -571,8 +664,13 @@ pub fn gc(global: &Global, args: &GcArgs, ui: &mut Ui) -> Result<()> {
         .filter(|j| j.result.as_deref().is_some_and(|r| r.starts_with("error") || r.contains("FAILED")))
         .collect();
     ui.human(&text);
-    ui.json(&serde_json::json!({"ok": errors.is_empty(), "command": "gc", "dry_run": !args.yes, "items": plan,
-        "requests": requests, "warnings": ui.warnings()}));
+    #[derive(Serialize)]
+    struct Gc<'a> {
+        dry_run: bool,
+        items: &'a [fleet::Judged],
+        requests: u64,
+    }
+    ui.result("gc", errors.is_empty(), &Gc { dry_run: !args.yes, items: &plan, requests });
     if errors.is_empty() { Ok(()) } else { Err(anyhow!("gc could not remove {} of them; see above", errors.len())) }
 }
 
@@ -648,8 +746,15 @@ pub fn destroy(global: &Global, args: &DestroyArgs, ui: &mut Ui) -> Result<()> {
     match outcome {
         None => {
             ui.human(&format!("Stack {name} is gone already; nothing to delete.\n{fip_line}"));
-            ui.json(&serde_json::json!({"ok": true, "command": "destroy", "stack_name": name, "status": "NOT_FOUND",
-                "released_floating_ip": released.map(|f| f.address.to_string()), "requests": requests}));
+            #[derive(Serialize)]
+            struct Gone<'a> {
+                #[serde(flatten)]
+                stack: NotFound<'a>,
+                released_floating_ip: Option<std::net::IpAddr>,
+                requests: u64,
+            }
+            let stack = NotFound { stack_name: &name, status: "NOT_FOUND" };
+            ui.result("destroy", true, &Gone { stack, released_floating_ip: released.map(|f| f.address), requests });
             Ok(())
         }
         Some(o) => {
@@ -698,7 +803,8 @@ mod tests {
     fn the_deploy_report_is_pinned() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().display().to_string();
-        let cli = crate::cli::Cli::try_parse_from(["provision", "--env", "env_params.yml", "--state-dir", &root]).unwrap();
+        let cli =
+            crate::cli::Cli::try_parse_from(["provision", "--env", "env_params.yml", "--state-dir", &root]).unwrap();
         let state = StateDir::open_with(dir.path(), "myhost", provision::state::Wait::Fail).unwrap();
         let params = provision::params::Params::load(&["examples/env_params.yml".into()]).unwrap();
         let fip = FloatingIp { id: "fip-1".into(), address: "203.0.113.7".parse().unwrap() };
@@ -740,9 +846,9 @@ mod tests {
         ];
         for (name, o, handoff) in cases {
             let done = Finished { handoff, summary: Some(&summary), owner: Some(&owner) };
-            let (text, json) =
-                stack_report(&cli.global, &o, Some(&fip), 42, Duration::from_millis(101_500), done, &state);
-            let shown = format!("{text}\n{json:#}").replace(&root, "[state]");
+            let r = stack_report(&cli.global, &o, Some(&fip), 42, Duration::from_millis(101_500), done, &state);
+            let json = crate::ui::document(r.command, r.ok, &r.fields, None);
+            let shown = format!("{}\n{json:#}", r.text).replace(&root, "[state]");
             insta::assert_snapshot!(format!("deploy-report-{name}"), shown);
         }
     }

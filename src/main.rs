@@ -79,20 +79,24 @@ fn main() -> ExitCode {
             ui.error(&message);
             let problems = err.downcast_ref::<InputError>().map(|e| {
                 e.0.iter()
-                    .map(|p| {
-                        let mut one = p.at.to_json();
-                        one.insert("key".into(), serde_json::json!(p.key));
-                        one.insert("message".into(), serde_json::json!(p.message));
-                        one.insert("hint".into(), serde_json::json!(p.hint));
-                        serde_json::Value::Object(one)
+                    .map(|p| ProblemDoc {
+                        at: &p.at,
+                        key: p.key.as_deref(),
+                        message: &p.message,
+                        hint: p.hint.as_deref(),
                     })
-                    .collect::<Vec<_>>()
+                    .collect()
             });
-            let mut json = error_json(code, kind, &message, problems, ui.warnings());
-            if let Some(q) = quota {
-                json["quota"] = serde_json::json!(q.0);
-            }
-            ui.json(&json);
+            let doc = ErrorDoc {
+                ok: false,
+                exit_code: code,
+                kind,
+                error: &message,
+                problems,
+                warnings: ui.warnings(),
+                quota: quota.map(|q| q.0.as_slice()),
+            };
+            ui.json(&serde_json::to_value(&doc).unwrap_or_default());
             ExitCode::from(code)
         }
     }
@@ -162,7 +166,16 @@ fn parse() -> Result<cli::Cli, ExitCode> {
     if wants_json(&args) {
         let rendered = err.render().to_string();
         let first = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-        let value = error_json(EXIT_BAD_INPUT, "usage", &first, None, &[]);
+        let doc = ErrorDoc {
+            ok: false,
+            exit_code: EXIT_BAD_INPUT,
+            kind: "usage",
+            error: &first,
+            problems: None,
+            warnings: &[],
+            quota: None,
+        };
+        let value = serde_json::to_value(&doc).unwrap_or_default();
         println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
     }
     Err(ExitCode::from(EXIT_BAD_INPUT))
@@ -176,17 +189,28 @@ fn from_env(matches: &clap::ArgMatches, id: &str) -> bool {
 }
 
 /// The one JSON document of every failure, clap's included.
-fn error_json(
-    code: u8,
-    kind: &str,
-    message: &str,
-    problems: Option<Vec<serde_json::Value>>,
-    warnings: &[String],
-) -> serde_json::Value {
-    serde_json::json!({
-        "ok": false, "exit_code": code, "kind": kind, "error": message,
-        "problems": problems, "warnings": warnings,
-    })
+#[derive(serde::Serialize)]
+struct ErrorDoc<'a> {
+    ok: bool,
+    exit_code: u8,
+    kind: &'a str,
+    error: &'a str,
+    /// Each problem of bad input, where it is (file and line, flag,
+    /// variable or rendered file).
+    problems: Option<Vec<ProblemDoc<'a>>>,
+    warnings: &'a [String],
+    /// The quota table, when a create would not fit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<&'a [provision::stack::quota::Row]>,
+}
+
+#[derive(serde::Serialize)]
+struct ProblemDoc<'a> {
+    #[serde(flatten)]
+    at: &'a provision::params::Where,
+    key: Option<&'a str>,
+    message: &'a str,
+    hint: Option<&'a str>,
 }
 
 /// `--output json` (or `--output=json`) anywhere on a command line that

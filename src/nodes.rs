@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
+use serde::Serialize;
 
 use provision::handoff::ssh::{Cmd, Connector, Settings, Stream};
 use provision::handoff::swarm::Waits;
@@ -216,10 +217,20 @@ pub fn ssh(global: &Global, args: &SshArgs, ui: &mut Ui) -> Result<()> {
         manager.close().await;
         Ok::<_, handoff::HandoffError>(status)
     })?;
-    ui.json(&serde_json::json!({
-        "ok": status == Some(0), "command": "ssh", "node": node, "exit_status": status,
-        "stdout": String::from_utf8_lossy(&stdout), "stderr": String::from_utf8_lossy(&stderr),
-    }));
+    #[derive(Serialize)]
+    struct Ran<'a> {
+        node: &'a str,
+        exit_status: Option<u32>,
+        stdout: std::borrow::Cow<'a, str>,
+        stderr: std::borrow::Cow<'a, str>,
+    }
+    let ran = Ran {
+        node: &node,
+        exit_status: status,
+        stdout: String::from_utf8_lossy(&stdout),
+        stderr: String::from_utf8_lossy(&stderr),
+    };
+    ui.result("ssh", status == Some(0), &ran);
     match status {
         Some(0) => Ok(()),
         Some(s) => Err(RemoteExit {
@@ -289,10 +300,18 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
         text.push_str(&format!("  note      {note}\n"));
     }
     ui.human(&text);
-    ui.json(&serde_json::json!({
-        "ok": true, "command": "handoff", "changed": report.changed(), "done": report.done, "notes": report.notes,
-        "ready": report.ready, "members": report.members, "networks": report.networks,
-        "stacks": report.stacks, "config_dir": out, "seconds": seconds, "warnings": ui.warnings(),
-    }));
+    #[derive(Serialize)]
+    struct Formed<'a> {
+        changed: bool,
+        #[serde(flatten)]
+        report: &'a handoff::swarm::Report,
+        config_dir: Option<&'a PathBuf>,
+        seconds: f64,
+    }
+    ui.result(
+        "handoff",
+        true,
+        &Formed { changed: report.changed(), report: &report, config_dir: out.as_ref(), seconds },
+    );
     Ok(())
 }

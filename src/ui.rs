@@ -63,7 +63,15 @@ impl Ui {
         self.target = serde_json::to_value(target).ok();
     }
 
-    /// The result for programs.
+    /// The result for programs: the command's own fields, with whether it
+    /// did what was asked, the command's name and the warnings said.
+    pub fn result(&self, command: &str, ok: bool, fields: &impl serde::Serialize) {
+        if self.json {
+            self.json(&document(command, ok, fields, Some(&self.warnings)));
+        }
+    }
+
+    /// A document as it is, for the error of any command.
     pub fn json(&self, value: &serde_json::Value) {
         if self.json && !self.json_printed.replace(true) {
             let mut value = value.clone();
@@ -95,6 +103,26 @@ impl Ui {
     pub fn error(&self, msg: &str) {
         eprintln!("{} {msg}", self.paint("1;31", "error:"));
     }
+}
+
+/// One JSON result: `fields` (a struct of the command's own) with `ok`,
+/// `command` and, when given, `warnings` beside them.
+pub fn document(
+    command: &str,
+    ok: bool,
+    fields: &impl serde::Serialize,
+    warnings: Option<&[String]>,
+) -> serde_json::Value {
+    let mut value = serde_json::to_value(fields)
+        .unwrap_or_else(|e| serde_json::json!({ "error": format!("the result could not be written as JSON: {e}") }));
+    if let Some(map) = value.as_object_mut() {
+        map.insert("ok".into(), ok.into());
+        map.insert("command".into(), command.into());
+        if let Some(w) = warnings {
+            map.insert("warnings".into(), w.into());
+        }
+    }
+    value
 }
 
 /// Shows a stack operation as it happens, on stderr: one line per Heat

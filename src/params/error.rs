@@ -63,6 +63,14 @@ impl Where {
     }
 }
 
+/// As in the JSON of a problem: `{"file", "line", "column"}`, `{"flag"}`,
+/// `{"variable"}` or `{"rendered"}`.
+impl serde::Serialize for Where {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
 impl fmt::Display for Where {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
