@@ -29,6 +29,7 @@ pub mod deploy;
 pub mod handoff;
 pub mod keys;
 pub mod params;
+pub mod poll;
 pub mod stack;
 pub mod state;
 pub mod templates;

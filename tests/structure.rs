@@ -72,7 +72,7 @@ fn no_stage_imports_a_later_one() {
         }
     }
     // The shared helpers beside the stages use no stage after bundle.
-    for shared in ["keys.rs", "state.rs", "templates.rs"] {
+    for shared in ["keys.rs", "poll.rs", "state.rs", "templates.rs"] {
         let text = std::fs::read_to_string(src().join(shared)).unwrap();
         for m in crate_modules(&text) {
             if ["stack", "handoff", "deploy"].contains(&m.as_str()) {

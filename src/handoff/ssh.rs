@@ -15,6 +15,7 @@ use russh::{ChannelMsg, Disconnect};
 
 use super::{HandoffError, Manager, Nodes, Worker};
 use crate::keys::{Pins, fingerprint, same_key};
+use crate::poll::{Pause, Stop, Try, retry};
 
 /// How long to wait, and how often to try.
 #[derive(Debug, Clone)]
@@ -161,18 +162,26 @@ impl Link {
     /// by default) per connection, and frees a finished one a moment after
     /// its exit status: a refusal is tried again, briefly.
     async fn session(&self) -> Result<russh::Channel<client::Msg>, russh::Error> {
-        let mut wait = Duration::from_millis(50);
-        for _ in 0..6 {
-            match self.handle.channel_open_session().await {
-                Err(russh::Error::ChannelOpenFailure(why)) => {
-                    tracing::debug!(node = %self.node, ?why, "session refused; trying again");
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
+        let refused = retry(
+            7,
+            Pause::Doubling(Duration::from_millis(50)),
+            |_, _| {},
+            |_| async {
+                match self.handle.channel_open_session().await {
+                    Err(russh::Error::ChannelOpenFailure(why)) => {
+                        tracing::debug!(node = %self.node, ?why, "session refused; trying again");
+                        Try::Again(format!("{why:?}"))
+                    }
+                    Ok(ch) => Try::Done(ch),
+                    Err(e) => Try::Fail(e),
                 }
-                other => return other,
-            }
+            },
+        );
+        match refused.await {
+            Ok(ch) => Ok(ch),
+            Err(Stop::Failed(e)) => Err(e),
+            Err(Stop::GaveUp { .. }) => self.handle.channel_open_session().await,
         }
-        self.handle.channel_open_session().await
     }
 
     /// Runs a command and collects its output.
@@ -286,13 +295,9 @@ pub enum Input {
     Eof,
 }
 
-/// What one attempt to connect gave.
-enum Attempt {
-    Done(Link),
-    /// Worth another try (not up yet, refused, reset): why.
-    Again(String),
-    Fatal(HandoffError),
-}
+/// What one attempt to connect gave: a link, another try worth making
+/// (not up yet, refused, reset: why), or a failure no retry mends.
+type Attempt = Try<Link, HandoffError>;
 
 /// Makes [`Link`]s: the login user and key, the pinned host keys, the waits.
 pub struct Connector {
@@ -380,7 +385,7 @@ impl Connector {
                 }
                 // The manager's connection itself is gone: waiting will not help.
                 Ok(Err(e)) => {
-                    return Attempt::Fatal(HandoffError::Ssh {
+                    return Attempt::Fail(HandoffError::Ssh {
                         node: w.name.clone(),
                         message: format!("through {}: {e}", via.node),
                     });
@@ -401,7 +406,7 @@ impl Connector {
         let mut handle = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
             Err(_) => return Attempt::Again(format!("no SSH handshake in {:?}", self.settings.connect_timeout)),
             Ok(Err(Fail::HostKey { offered })) => {
-                return Attempt::Fatal(HandoffError::HostKey {
+                return Attempt::Fail(HandoffError::HostKey {
                     node: node.to_string(),
                     address: address.to_string(),
                     expected: expected_fp,
@@ -421,7 +426,7 @@ impl Connector {
             }
             Ok(Ok(_)) => {
                 tracing::debug!(node, address = shown, "authentication refused");
-                Attempt::Fatal(HandoffError::Auth {
+                Attempt::Fail(HandoffError::Auth {
                     node: node.to_string(),
                     address: address.to_string(),
                     user: self.user.clone(),
@@ -445,26 +450,21 @@ impl Connector {
     {
         let started = Instant::now();
         let total = self.settings.attempts.max(1);
-        let mut last = String::new();
-        for n in 1..=total {
-            if n > 1 {
-                tokio::time::sleep(self.settings.interval).await;
-                notice(&format!("waiting for SSH on {shown} ({node}), attempt {n}/{total}: last {last}"));
-            }
-            match attempt().await {
-                Attempt::Done(link) => return Ok(link),
-                Attempt::Fatal(e) => return Err(e),
-                Attempt::Again(why) => last = why,
-            }
+        let say = |n: u32, last: &str| {
+            notice(&format!("waiting for SSH on {shown} ({node}), attempt {n}/{total}: last {last}"))
+        };
+        match retry(total, Pause::Every(self.settings.interval), say, |_| attempt()).await {
+            Ok(link) => Ok(link),
+            Err(Stop::Failed(e)) => Err(e),
+            Err(Stop::GaveUp { tries, last }) => Err(HandoffError::SshTimeout {
+                node: node.to_string(),
+                address: shown.to_string(),
+                attempts: tries,
+                waited: started.elapsed(),
+                last,
+                hint: hint.to_string(),
+            }),
         }
-        Err(HandoffError::SshTimeout {
-            node: node.to_string(),
-            address: shown.to_string(),
-            attempts: total,
-            waited: started.elapsed(),
-            last,
-            hint: hint.to_string(),
-        })
     }
 }
 

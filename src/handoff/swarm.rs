@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ssh::{CONCURRENCY, Cmd, Fleet, Output};
 use super::{HandoffError, Nodes, commands};
+use crate::poll::{Pause, Stop, Try, retry};
 
 /// The overlay networks the Imixs-Cloud stacks attach to, made before any
 /// stack is deployed. Attachable, so a one-off container can join them too.
@@ -366,22 +367,23 @@ async fn must<R: Remote>(r: &R, node: &str, cmd: Cmd) -> Result<Output, HandoffE
 /// a Docker that does not answer yet: a node that has just booted.
 async fn engine<R: Remote>(r: &R, node: &str, waits: &Waits, notice: &dyn Fn(&str)) -> Result<Engine, HandoffError> {
     let cmd = commands::swarm_info();
-    let mut last = String::new();
-    for n in 1..=waits.attempts.max(1) {
-        if n > 1 {
-            tokio::time::sleep(waits.interval).await;
-            notice(&format!("waiting for Docker on {node}, attempt {n}/{}: {last}", waits.attempts));
+    let say =
+        |n: u32, last: &str| notice(&format!("waiting for Docker on {node}, attempt {n}/{}: {last}", waits.attempts));
+    let answered = retry(waits.attempts, Pause::Every(waits.interval), say, |_| async {
+        match r.run(node, &cmd).await {
+            Ok(out) if out.ok() => Try::Done(out),
+            Ok(out) => Try::Again(out.stderr.lines().last().unwrap_or("no answer").to_string()),
+            Err(e) => Try::Fail(e),
         }
-        let out = r.run(node, &cmd).await?;
-        if out.ok() {
-            return parse_engine(&out.stdout);
-        }
-        last = out.stderr.lines().last().unwrap_or("no answer").to_string();
+    });
+    match answered.await {
+        Ok(out) => parse_engine(&out.stdout),
+        Err(Stop::Failed(e)) => Err(e),
+        Err(Stop::GaveUp { last, .. }) => Err(HandoffError::Swarm(format!(
+            "Docker on {node} did not answer after {} attempts ({last}); check `systemctl status docker` on it",
+            waits.attempts
+        ))),
     }
-    Err(HandoffError::Swarm(format!(
-        "Docker on {node} did not answer after {} attempts ({last}); check `systemctl status docker` on it",
-        waits.attempts
-    )))
 }
 
 /// What the manager's node list says of a worker, when that settles it: an

@@ -15,6 +15,7 @@ use super::cloud::{Cloud, CloudError};
 use super::events::StackRef;
 use super::ownership::{self, FloatingIpSeen, StackSeen, Verdict};
 use super::{OUR_TAG, StackError, Watch};
+use crate::poll::{Pause, Stop, Try, retry};
 
 /// How a floating IP provision allocated describes itself; also how one
 /// is known as ours when a run was killed before it could tag it.
@@ -145,19 +146,26 @@ pub async fn carry_out(
     // Heat deletes them side by side; a few at a time keeps its engine
     // and the polling light.
     const AT_ONCE: usize = 8;
+    // A delete that failed (a port still in use, a busy engine) is asked
+    // for again, 5 s and then 10 s later; the last reason is the result.
     let delete = |stack: StackRef| async move {
-        let mut result = String::new();
-        for attempt in 1..=TRIES {
-            match super::destroy(cloud, stack.clone(), deadline, watch).await {
-                Ok(o) if o.ok => return "deleted".to_string(),
-                Ok(o) => result = format!("{}: {}", o.status, super::events::one_line(&o.reason, 200)),
-                Err(e) => result = format!("error: {e}"),
-            }
-            if attempt < TRIES {
-                tokio::time::sleep(Duration::from_secs(5 * u64::from(attempt))).await;
-            }
+        let tried = retry(
+            TRIES,
+            Pause::Growing(Duration::from_secs(5)),
+            |_, _| {},
+            |_| async {
+                match super::destroy(cloud, stack.clone(), deadline, watch).await {
+                    Ok(o) if o.ok => Try::<(), std::convert::Infallible>::Done(()),
+                    Ok(o) => Try::Again(format!("{}: {}", o.status, super::events::one_line(&o.reason, 200))),
+                    Err(e) => Try::Again(format!("error: {e}")),
+                }
+            },
+        );
+        match tried.await {
+            Ok(()) => "deleted".to_string(),
+            Err(Stop::GaveUp { last, .. }) => last,
+            Err(Stop::Failed(never)) => match never {},
         }
-        result
     };
     let doomed: Vec<usize> =
         (0..plan.len()).filter(|&i| plan[i].kind == "stack" && matches!(plan[i].verdict, Verdict::Delete(_))).collect();
