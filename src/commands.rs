@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use provision::bundle::{self, FloatingIp, registry::Swift};
 use provision::params::{InputError, Problem, Where, credentials, defs};
+use provision::state::layout;
 
 use crate::cli::{CheckArgs, Cli, Global, ManArgs, RenderArgs};
 use crate::input::{Usage, load, state_dir, state_view};
@@ -181,9 +182,9 @@ pub fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
     let own = loaded.params.own_certificate.as_ref();
     let ca_pem = match own {
         Some(o) => o.ca_pem.clone(),
-        None => state.read(bundle::certs::CA_CRT)?.ok_or_else(|| missing("CA"))?,
+        None => state.read(layout::CA_CRT)?.ok_or_else(|| missing("CA"))?,
     };
-    let password = state.read_private(bundle::REGISTRY_PASSWORD)?.ok_or_else(|| missing("registry password"))?;
+    let password = state.read_private(layout::REGISTRY_PASSWORD)?.ok_or_else(|| missing("registry password"))?;
     let fqdn = loaded.params.fqdn();
     let runtime = crate::runtime()?;
     let address = match args.address {
@@ -206,8 +207,8 @@ pub fn check(global: &Global, args: &CheckArgs, ui: &mut Ui) -> Result<()> {
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
     };
     let report = runtime.block_on(check::run(&target));
-    let ca_file = own.map_or_else(|| state.file(bundle::certs::CA_CRT), |o| o.ca_file.clone()).display().to_string();
-    let pw_file = state.file(bundle::REGISTRY_PASSWORD).display().to_string();
+    let ca_file = own.map_or_else(|| state.file(layout::CA_CRT), |o| o.ca_file.clone()).display().to_string();
+    let pw_file = state.file(layout::REGISTRY_PASSWORD).display().to_string();
     let hints = check::client_hints(&fqdn, args.registry_port, args.cache_port, &target.user, &pw_file);
     let mut text = String::new();
     for s in &report.steps {

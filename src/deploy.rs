@@ -373,7 +373,7 @@ async fn hand_off(
         let templates = crate::templates::Templates::load(opts.templates)
             .map_err(|e| handoff::HandoffError::Swarm(e.to_string()))?;
         let stacks = imixs::render(&templates, &params.fqdn(), &imixs::Images::default())?;
-        let dir = state.file(imixs::REMOTE_DIR);
+        let dir = state.file(crate::state::layout::IMIXS_DIR);
         imixs::write_local(&dir, &stacks)?;
         reporter.line(&format!("Imixs-Cloud configuration directory: {}", dir.display()));
         reporter.line(&format!(
@@ -406,7 +406,7 @@ fn seed_of(
         return Ok(None);
     }
     let password = state
-        .read_private(bundle::REGISTRY_PASSWORD)?
+        .read_private(crate::state::layout::REGISTRY_PASSWORD)?
         .ok_or_else(|| handoff::HandoffError::Swarm("the registry password is not in the state directory".into()))?;
     let into = handoff::seed::Login {
         registry: format!("{}:{}", params.fqdn(), bundle::REGISTRY_PORT),

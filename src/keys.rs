@@ -22,11 +22,9 @@ pub enum KeyError {
     State(#[from] StateError),
 }
 
-/// Under the state directory: `<node>/ssh_host_ed25519_key(.pub)`, the
-/// layout `dev/nodes/nodes up --host-keys DIR` and sshd both expect.
-pub const HOST_KEYS: &str = "ssh/host";
-pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
-pub const CLIENT_KEY: &str = "ssh/client_ed25519";
+// Under HOST_KEYS: `<node>/ssh_host_ed25519_key(.pub)`, the layout
+// `dev/nodes/nodes up --host-keys DIR` and sshd both expect.
+pub use crate::state::layout::{CLIENT_KEY, HOST_KEY_FILE, HOST_KEYS, WORKER_HOST_KEY};
 
 /// The host key each node must show, by node name.
 #[derive(Debug, Clone, Default)]
@@ -148,17 +146,17 @@ pub fn ensure(state: &StateDir, nodes: &[&str]) -> Result<Vec<String>, KeyError>
     Ok(made)
 }
 
-/// The host key all workers of a stack share. Workers are one
-/// `OS::Heat::ResourceGroup` of one worker config, and Heat can only hand
-/// every member the same file (`get_file` takes a literal name, and a
-/// per-index map would need a lookup function inside Heat, which nothing
-/// here could test). So the workers get one key, made here and pinned for
-/// each of them: anything that is not a node of this stack is still
-/// refused; what is given up is telling one worker from another by key,
-/// which matters little since they are reached only through the manager,
-/// by their private address, and are interchangeable. The manager has a key
-/// of its own. Kept outside `ssh/host` so no node name can clash with it.
-pub const WORKER_HOST_KEY: &str = "ssh/workers/ssh_host_ed25519_key";
+// Why all workers of a stack share one host key (WORKER_HOST_KEY): Workers are one
+// `OS::Heat::ResourceGroup` of one worker config, and Heat can only hand
+// every member the same file (`get_file` takes a literal name, and a
+// per-index map would need a lookup function inside Heat, which nothing
+// here could test). So the workers get one key, made here and pinned for
+// each of them: anything that is not a node of this stack is still
+// refused; what is given up is telling one worker from another by key,
+// which matters little since they are reached only through the manager,
+// by their private address, and are interchangeable. The manager has a key
+// of its own. Kept outside `ssh/host` ([`WORKER_HOST_KEY`]) so no node
+// name can clash with it.
 
 /// The SSH material a stack's node configs carry, as OpenSSH text.
 pub struct StackKeys {

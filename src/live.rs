@@ -11,12 +11,11 @@ use serde::Serialize;
 use provision::bundle::outputs::StackOutputs;
 use provision::bundle::{self, FloatingIp, registry::Swift};
 use provision::deploy::{self, Done, HandOff, Step};
-use provision::handoff::imixs;
 use provision::params::Secret;
 use provision::stack::fleet;
 use provision::stack::ownership::{self, Ownership};
 use provision::stack::{self, Outcome, RunAction, StackError};
-use provision::state::StateDir;
+use provision::state::{StateDir, layout};
 
 use crate::cli::{DeployArgs, DestroyArgs, GcArgs, Global, ListArgs, LogsArgs, OutputsArgs, StatusArgs};
 use crate::input::{
@@ -311,7 +310,7 @@ fn stack_report<'a>(
                 ok: true,
                 changed: r.changed(),
                 report: r,
-                config_dir: state.file(imixs::REMOTE_DIR),
+                config_dir: state.file(layout::IMIXS_DIR),
             })
         }
         Some(HandOff::Failed(e)) => {

@@ -16,7 +16,7 @@ use provision::handoff::swarm::Waits;
 use provision::handoff::{self, Nodes, StackNodes, imixs};
 use provision::keys;
 use provision::params::{InputError, Problem, Where};
-use provision::state::StateDir;
+use provision::state::{StateDir, layout};
 use provision::templates::Templates;
 
 use crate::cli::{Global, HandoffArgs, NodesArgs, SshArgs};
@@ -74,7 +74,7 @@ fn access(global: &Global, args: &NodesArgs, ui: &mut Ui, writes: bool) -> Resul
 
     let pins_dir = match (&args.host_keys, &state) {
         (Some(d), _) => d.clone(),
-        (None, Some(s)) => s.file(keys::HOST_KEYS),
+        (None, Some(s)) => s.file(layout::HOST_KEYS),
         (None, None) => return Err(input(Where::flag("--host-keys"), "no pinned host keys", Some(no_stack))),
     };
     let names = nodes.names();
@@ -276,7 +276,7 @@ pub fn handoff(global: &Global, args: &HandoffArgs, ui: &mut Ui) -> Result<()> {
         (None, None) => stack_state(global, ui, true)?,
         _ => a.state.clone(),
     };
-    let out = args.out.clone().or_else(|| state.as_ref().map(|s| s.file(imixs::REMOTE_DIR)));
+    let out = args.out.clone().or_else(|| state.as_ref().map(|s| s.file(layout::IMIXS_DIR)));
     if let Some(dir) = &out {
         imixs::write_local(dir, &stacks)?;
     }

@@ -60,6 +60,67 @@ pub enum Mode {
     Public,
 }
 
+/// The state directory's layout: every file a stack keeps, named once.
+/// The stages that write them and the commands that read them take their
+/// names from here, and [`layout::KEPT`] says who may read each, which a
+/// test holds a rendered stack's directory to.
+pub mod layout {
+    use super::Mode;
+
+    pub const CA_KEY: &str = "certs/ca.key";
+    pub const CA_CRT: &str = "certs/ca.crt";
+    pub const SERVER_KEY: &str = "certs/registry.key";
+    pub const SERVER_CRT: &str = "certs/registry.crt";
+    /// What the server certificate was issued for, to know when to reissue.
+    pub const SERVER_RECORD: &str = "certs/registry.json";
+    pub const REGISTRY_PASSWORD: &str = "registry-password";
+    pub const HTPASSWD: &str = "registry-htpasswd";
+    /// One folder per node, holding [`HOST_KEY_FILE`] and its `.pub`.
+    pub const HOST_KEYS: &str = "ssh/host";
+    pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+    /// The one host key every worker gets (workers come and go with
+    /// their count; their names are not known before Heat makes them).
+    pub const WORKER_HOST_KEY: &str = "ssh/workers/ssh_host_ed25519_key";
+    pub const CLIENT_KEY: &str = "ssh/client_ed25519";
+    /// The manager's floating IP, kept between runs.
+    pub const FLOATING_IP: &str = "floating_ip.json";
+    /// The Imixs-Cloud configuration the hand-off copies to the manager.
+    pub const IMIXS_DIR: &str = "imixs-cloud";
+
+    /// Every file kept, as a pattern (`*` is one folder name, a trailing
+    /// `/**` all below), with who may read it and what it is.
+    pub const KEPT: &[(&str, Mode, &str)] = &[
+        (CA_KEY, Mode::Private, "the CA's private key; never leaves this machine"),
+        (CA_CRT, Mode::Public, "the CA certificate, for Docker hosts to trust"),
+        (SERVER_KEY, Mode::Private, "the registry's TLS key (goes to the manager)"),
+        (SERVER_CRT, Mode::Public, "the registry's certificate"),
+        (SERVER_RECORD, Mode::Public, "the names and addresses the certificate was issued for"),
+        (REGISTRY_PASSWORD, Mode::Private, "the registry login's password"),
+        (HTPASSWD, Mode::Private, "its bcrypt line (goes to the manager)"),
+        ("ssh/host/*/ssh_host_ed25519_key", Mode::Private, "a node's host key (goes to that node)"),
+        ("ssh/host/*/ssh_host_ed25519_key.pub", Mode::Public, "its public half, pinned"),
+        (WORKER_HOST_KEY, Mode::Private, "the workers' host key (goes to them)"),
+        ("ssh/workers/ssh_host_ed25519_key.pub", Mode::Public, "its public half, pinned"),
+        (CLIENT_KEY, Mode::Private, "the SSH client key the hand-off logs in with"),
+        ("ssh/client_ed25519.pub", Mode::Public, "its public half (in every node's authorized_keys)"),
+        (FLOATING_IP, Mode::Public, "the manager's floating IP, kept between runs"),
+        ("imixs-cloud/**", Mode::Public, "the Imixs-Cloud configuration the hand-off copies"),
+    ];
+
+    /// The entry of [`KEPT`] a path (relative to the stack's folder) is.
+    pub fn kept(path: &str) -> Option<(&'static str, Mode, &'static str)> {
+        KEPT.iter().copied().find(|(pattern, _, _)| matches(pattern, path))
+    }
+
+    fn matches(pattern: &str, path: &str) -> bool {
+        if let Some(dir) = pattern.strip_suffix("/**") {
+            return path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'));
+        }
+        let (p, q): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+        p.len() == q.len() && p.iter().zip(&q).all(|(a, b)| *a == "*" && !b.is_empty() || a == b)
+    }
+}
+
 /// What a run does when another holds the stack.
 #[derive(Debug, Clone, Copy)]
 pub enum Wait {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use provision::keys;
-use provision::state::{Mode, StateDir};
+use provision::state::{Mode, StateDir, layout};
 use serde_json::{Value, json};
 
 const STACK: &str = "harness";
@@ -102,9 +102,9 @@ fn harness(workers: usize) -> (MutexGuard<'static, ()>, &'static Harness) {
     let t = Instant::now();
     let out = std::process::Command::new(nodes_script())
         .args(["up", &workers.to_string(), "--host-keys"])
-        .arg(s.file(keys::HOST_KEYS))
+        .arg(s.file(layout::HOST_KEYS))
         .arg("--authorized-key")
-        .arg(s.file(&format!("{}.pub", keys::CLIENT_KEY)))
+        .arg(s.file(&format!("{}.pub", layout::CLIENT_KEY)))
         .output()
         .unwrap();
     assert!(out.status.success(), "nodes up {workers}: {}", String::from_utf8_lossy(&out.stderr));
@@ -273,7 +273,7 @@ fn pins_with_one_wrong(h: &Harness, workers: usize, impostor: &str) -> (tempfile
     let s = state(h);
     for n in node_names(workers) {
         let src = s.file(&format!("{}.pub", keys::host_key_name(&n)));
-        let dst = dir.path().join(&n).join(format!("{}.pub", keys::HOST_KEY_FILE));
+        let dst = dir.path().join(&n).join(format!("{}.pub", layout::HOST_KEY_FILE));
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::fs::copy(&src, &dst).unwrap();
     }
@@ -281,7 +281,7 @@ fn pins_with_one_wrong(h: &Harness, workers: usize, impostor: &str) -> (tempfile
     let real = keys::fingerprint(&russh::keys::PublicKey::from_openssh(real.trim()).unwrap());
     let wrong = keys::generate("not the node's key").unwrap();
     let line = wrong.public_key().to_openssh().unwrap();
-    std::fs::write(dir.path().join(impostor).join(format!("{}.pub", keys::HOST_KEY_FILE)), line).unwrap();
+    std::fs::write(dir.path().join(impostor).join(format!("{}.pub", layout::HOST_KEY_FILE)), line).unwrap();
     (dir, keys::fingerprint(wrong.public_key()), real)
 }
 
@@ -289,7 +289,7 @@ fn pins_with_one_wrong(h: &Harness, workers: usize, impostor: &str) -> (tempfile
 fn a_node_that_shows_another_host_key_is_refused_before_anything_runs() {
     needs_root!();
     let (_turn, h) = harness(2);
-    let client = state(h).file(keys::CLIENT_KEY);
+    let client = state(h).file(layout::CLIENT_KEY);
     for impostor in ["manager", "worker-1"] {
         let (pins, expected, offered) = pins_with_one_wrong(h, 2, impostor);
         let mark = nodes_home().join("nodes").join(impostor).join("fs/tmp/provision-was-here");
@@ -513,7 +513,7 @@ fn input_problems_exit_2_before_any_connection() {
     keys::ensure(&s, &["manager", "worker-1"]).unwrap();
 
     // A private key others may read is refused, as ssh does.
-    s.write(keys::CLIENT_KEY, &s.read(keys::CLIENT_KEY).unwrap().unwrap(), Mode::Public).unwrap();
+    s.write(layout::CLIENT_KEY, &s.read(layout::CLIENT_KEY).unwrap().unwrap(), Mode::Public).unwrap();
     let o = run(&["--name", STACK, "ssh", "--nodes", inv, "--", "true"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("readable by others"), "{}", stderr(&o));
@@ -542,27 +542,27 @@ fn the_keys_of_a_stacks_node_configs_reach_real_nodes() {
     let put = |node: &str, key: &str| {
         let d = served.join(node);
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::copy(s.file(key), d.join(keys::HOST_KEY_FILE)).unwrap();
-        std::fs::copy(s.file(&format!("{key}.pub")), d.join(format!("{}.pub", keys::HOST_KEY_FILE))).unwrap();
+        std::fs::copy(s.file(key), d.join(layout::HOST_KEY_FILE)).unwrap();
+        std::fs::copy(s.file(&format!("{key}.pub")), d.join(format!("{}.pub", layout::HOST_KEY_FILE))).unwrap();
     };
     let up = |impostor: Option<&str>| {
         put("manager", &keys::host_key_name("manager"));
         for w in ["worker-1", "worker-2"] {
-            put(w, keys::WORKER_HOST_KEY);
+            put(w, layout::WORKER_HOST_KEY);
         }
         if let Some(w) = impostor {
             let own = keys::generate("a key of its own").unwrap();
             let d = served.join(w);
-            std::fs::write(d.join(format!("{}.pub", keys::HOST_KEY_FILE)), own.public_key().to_openssh().unwrap())
+            std::fs::write(d.join(format!("{}.pub", layout::HOST_KEY_FILE)), own.public_key().to_openssh().unwrap())
                 .unwrap();
             let private = own.to_openssh(russh::keys::ssh_key::LineEnding::LF).unwrap();
-            std::fs::write(d.join(keys::HOST_KEY_FILE), private.as_bytes()).unwrap();
+            std::fs::write(d.join(layout::HOST_KEY_FILE), private.as_bytes()).unwrap();
         }
         let o = std::process::Command::new(nodes_script())
             .args(["up", "2", "--host-keys"])
             .arg(&served)
             .arg("--authorized-key")
-            .arg(s.file(&format!("{}.pub", keys::CLIENT_KEY)))
+            .arg(s.file(&format!("{}.pub", layout::CLIENT_KEY)))
             .output()
             .unwrap();
         assert!(o.status.success(), "nodes up: {}", String::from_utf8_lossy(&o.stderr));

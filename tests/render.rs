@@ -1025,3 +1025,42 @@ fn json_documents_are_pinned() {
         insta::assert_snapshot!(format!("json-{name}"), format!("exit {:?}\n{:#}", o.status.code(), v));
     }
 }
+
+/// Every file a render keeps is one the state directory's layout names,
+/// and is kept as private or public as the layout says (a key 0600).
+#[test]
+fn the_state_directory_holds_only_what_its_layout_names_with_its_modes() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use provision::state::{Mode, layout};
+    let dir = tempfile::tempdir().unwrap();
+    let workers = write(dir.path(), "workers.yml", "parameters:\n  worker_count: 2\n");
+    let run = render_in(dir, &[SEED, &workers], &[]);
+    assert!(run.output.status.success(), "{}", run.stderr());
+    let stack = run.state.join("myhost");
+    let mut todo = vec![stack.clone()];
+    let mut seen = Vec::new();
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(&stack).unwrap().to_string_lossy().to_string();
+            if p.is_dir() {
+                todo.push(p);
+                continue;
+            }
+            if rel == ".lock" {
+                continue;
+            }
+            let (pattern, mode, _) = layout::kept(&rel).unwrap_or_else(|| panic!("{rel} is not in the layout"));
+            let bits = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            let want = if mode == Mode::Private { 0o600 } else { 0o644 };
+            assert_eq!(bits, want, "{rel} (as {pattern}) is {bits:o}");
+            seen.push(pattern);
+        }
+    }
+    // What a render makes: everything but the floating IP and the hand-off's folder.
+    for (pattern, _, _) in layout::KEPT {
+        let made_later = [layout::FLOATING_IP, "imixs-cloud/**"].contains(pattern);
+        assert_eq!(seen.contains(pattern), !made_later, "{pattern}");
+    }
+}

@@ -103,3 +103,14 @@ fn the_module_reader_finds_paths_and_groups() {
     let text = "use crate::cli::Global;\nuse crate::{input::{a, b}, ui::Ui};\nlet x = crate::live::deploy();";
     assert_eq!(crate_modules(text), ["cli", "input", "ui", "live"]);
 }
+
+#[test]
+fn the_readme_lists_the_state_directory_as_the_layout_names_it() {
+    use provision::state::{Mode, layout};
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for (pattern, mode, _) in layout::KEPT {
+        let mode = if *mode == Mode::Private { "0600" } else { "0644" };
+        let row = format!("| `{pattern}` | {mode} |");
+        assert!(readme.contains(&row), "README.md has no row {row}");
+    }
+}

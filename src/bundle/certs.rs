@@ -109,11 +109,7 @@ pub fn given(own: &crate::params::own_cert::OwnCertificate) -> Certs {
     }
 }
 
-pub const CA_KEY: &str = "certs/ca.key";
-pub const CA_CRT: &str = "certs/ca.crt";
-pub const SERVER_KEY: &str = "certs/registry.key";
-pub const SERVER_CRT: &str = "certs/registry.crt";
-const SERVER_RECORD: &str = "certs/registry.json";
+use crate::state::layout::{CA_CRT, CA_KEY, SERVER_CRT, SERVER_KEY, SERVER_RECORD};
 
 /// The CA's subject. It is rebuilt from the stack name on every run, and
 /// with the stored key that is all rcgen needs to sign as this CA.

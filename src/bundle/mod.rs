@@ -288,11 +288,10 @@ pub fn signal_timeout(node_timeout: u64) -> u64 {
     node_timeout - (node_timeout / 4).min(60)
 }
 
-/// Names of the generated secrets in the state directory. Redis's password
-/// and the registries' HTTP secret are not among them: the manager makes
-/// those itself (see [`registry::Secrets`]).
-pub const REGISTRY_PASSWORD: &str = "registry-password";
-const HTPASSWD: &str = "registry-htpasswd";
+// The generated secrets kept in the state directory. Redis's password and
+// the registries' HTTP secret are not among them: the manager makes those
+// itself (see [`registry::Secrets`]).
+use crate::state::layout::{HTPASSWD, REGISTRY_PASSWORD};
 
 pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     let fqdn = params.fqdn();
@@ -397,7 +396,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         registry_password_file: req.state.file(REGISTRY_PASSWORD),
         ca_cert_file: match &params.own_certificate {
             Some(own) => own.ca_file.clone(),
-            None => req.state.file(certs::CA_CRT),
+            None => req.state.file(crate::state::layout::CA_CRT),
         },
         certificate_names: match &params.own_certificate {
             Some(_) => vec![fqdn.clone()],

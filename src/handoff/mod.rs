@@ -29,7 +29,7 @@ use crate::keys;
 use crate::state::{StateDir, StateError};
 
 /// The host keys pinned for these nodes: the manager's own, and the
-/// workers' shared one (see [`keys::WORKER_HOST_KEY`]).
+/// workers' shared one (see [`crate::state::layout::WORKER_HOST_KEY`]).
 pub fn stack_pins(state: &StateDir, nodes: &Nodes) -> Result<keys::Pins, HandoffError> {
     let workers: Vec<&str> = nodes.workers.iter().map(|w| w.name.as_str()).collect();
     Ok(keys::stack_pins(state, &nodes.manager.name, &workers)?)

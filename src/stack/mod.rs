@@ -33,8 +33,7 @@ pub use status::{Action, RunAction, StackStatus, State};
 /// live (Heat works with it; see [`Cloud::fresh_token`]).
 const TOKEN_MARGIN: Duration = Duration::from_secs(600);
 
-/// Where the manager's floating IP is remembered between runs.
-pub const FLOATING_IP_FILE: &str = "floating_ip.json";
+use crate::state::layout::FLOATING_IP as FLOATING_IP_FILE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
