@@ -22,7 +22,7 @@ use crate::templates::Templates;
 /// home (Flatcar's `core` may write there without sudo).
 pub const REMOTE_DIR: &str = "imixs-cloud";
 
-pub use crate::bundle::exposure::{PROXY_HTTPS_PORT, UI_PORT};
+pub use crate::bundle::exposure::{PROXY_HTTP_PORT, PROXY_HTTPS_PORT, UI_PORT};
 
 /// The stacks in deployment order: the proxy first (the others register
 /// with it), the UI, then the apps.
@@ -64,6 +64,7 @@ pub fn render(templates: &Templates, fqdn: &str, images: &Images) -> Result<Vec<
     // Traefik's rule for the example app, whole, so it enters its YAML as one value.
     ctx.insert("hello_rule", &format!("Host(`hello.{fqdn}`)"));
     ctx.insert("images", images);
+    ctx.insert("proxy_http_port", &PROXY_HTTP_PORT);
     ctx.insert("proxy_https_port", &PROXY_HTTPS_PORT);
     ctx.insert("ui_port", &UI_PORT);
     STACKS
@@ -143,7 +144,7 @@ mod tests {
         let proxy: serde_json::Value = serde_saphyr::from_str(&stacks[0].compose).unwrap();
         let ports = &proxy["services"]["traefik"]["ports"];
         let published: Vec<u64> = ports.as_array().unwrap().iter().map(|p| p["published"].as_u64().unwrap()).collect();
-        assert_eq!(published, [80, u64::from(PROXY_HTTPS_PORT)]);
+        assert_eq!(published, [u64::from(PROXY_HTTP_PORT), u64::from(PROXY_HTTPS_PORT)]);
         assert!(!published.contains(&u64::from(crate::bundle::CACHE_PORT)), "443 is the cache's");
         for s in &stacks {
             let v: serde_json::Value = serde_saphyr::from_str(&s.compose).unwrap();
