@@ -20,11 +20,70 @@ pub struct StackRef {
 impl StackRef {
     /// From the `stack` object of a show, or the `links`/`id` of a create.
     pub fn from_json(name: &str, v: &Value) -> Option<StackRef> {
-        let s = v.get("stack").unwrap_or(v);
-        let id = s.get("id")?.as_str()?.to_string();
-        let name = s.get("stack_name").and_then(Value::as_str).unwrap_or(name).to_string();
-        Some(StackRef { name, id })
+        let s = HeatStack::read(v)?;
+        (!s.id.is_empty()).then(|| StackRef { name: s.stack_name.unwrap_or_else(|| name.to_string()), id: s.id })
     }
+}
+
+/// What this tool reads of Heat's `stack` object (a show, or the answer
+/// to a create); the rest of it is left unread.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct HeatStack {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub stack_name: Option<String>,
+    #[serde(default)]
+    pub stack_status: String,
+    #[serde(default)]
+    pub stack_status_reason: Option<String>,
+    /// Absent until the stack is complete; an output Heat could not
+    /// resolve has no value.
+    #[serde(default)]
+    pub outputs: Option<Vec<HeatOutput>>,
+    #[serde(default, deserialize_with = "tags")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HeatOutput {
+    pub output_key: String,
+    #[serde(default)]
+    pub output_value: Value,
+}
+
+/// A resource of a `resources?nested_depth=N` listing.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HeatResource {
+    #[serde(default)]
+    pub resource_name: String,
+    #[serde(default)]
+    pub resource_type: String,
+    #[serde(default)]
+    pub resource_status: String,
+    #[serde(default)]
+    pub resource_status_reason: Option<String>,
+    /// The nested stack's resource it is in, when not the top stack.
+    #[serde(default)]
+    pub parent_resource: Option<String>,
+}
+
+impl HeatStack {
+    /// The `stack` object of an answer (or the answer itself, when it is
+    /// one); `None` when it is not a stack.
+    pub fn read(v: &Value) -> Option<HeatStack> {
+        serde_json::from_value(v.get("stack").unwrap_or(v).clone()).ok()
+    }
+}
+
+/// Heat gives tags as a list, a comma-joined string (older releases) or
+/// null for none.
+fn tags<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Value::String(t) => t.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
+        _ => Vec::new(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,27 +334,25 @@ pub fn group_failures(list: &[Failure]) -> Vec<FailureGroup<'_>> {
 /// The failed resources of a `resources?nested_depth=N` listing, innermost
 /// first: the group or nested stack that failed because of them comes after.
 pub fn failures(v: &Value) -> Vec<Failure> {
-    let Some(list) = v.get("resources").and_then(Value::as_array) else { return Vec::new() };
+    #[derive(Deserialize)]
+    struct Listing {
+        #[serde(default)]
+        resources: Vec<HeatResource>,
+    }
+    let list = serde_json::from_value::<Listing>(v.clone()).map(|l| l.resources).unwrap_or_default();
     let mut out: Vec<(usize, Failure)> = list
-        .iter()
-        .filter(|r| {
-            r.get("resource_status")
-                .and_then(Value::as_str)
-                .and_then(StackStatus::parse)
-                .is_some_and(StackStatus::failed)
-        })
+        .into_iter()
+        .filter(|r| StackStatus::parse(&r.resource_status).is_some_and(StackStatus::failed))
         .map(|r| {
-            let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-            let parent = r.get("parent_resource").and_then(Value::as_str).map(str::to_string);
-            let depth = usize::from(parent.is_some());
+            let depth = usize::from(r.parent_resource.is_some());
             (
                 depth,
                 Failure {
-                    resource: s("resource_name"),
-                    kind: s("resource_type"),
-                    status: s("resource_status"),
-                    reason: s("resource_status_reason"),
-                    parent,
+                    resource: r.resource_name,
+                    kind: r.resource_type,
+                    status: r.resource_status,
+                    reason: r.resource_status_reason.unwrap_or_default(),
+                    parent: r.parent_resource,
                 },
             )
         })
@@ -321,32 +378,21 @@ pub fn node_reason(f: &Failure) -> Option<String> {
 
 /// The stack's outputs as key → value.
 pub fn outputs(stack: &Value) -> BTreeMap<String, Value> {
-    let s = stack.get("stack").unwrap_or(stack);
-    s.get("outputs")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| {
-                    let k = o.get("output_key")?.as_str()?.to_string();
-                    Some((k, o.get("output_value").cloned().unwrap_or(Value::Null)))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    let outputs = HeatStack::read(stack).and_then(|s| s.outputs).unwrap_or_default();
+    outputs.into_iter().map(|o| (o.output_key, o.output_value)).collect()
 }
 
 /// A shown stack's status and Heat's reason for it. A status this tool
 /// cannot read is an error, not a guess.
 pub fn status(stack: &Value) -> Result<(StackStatus, String), super::StackError> {
-    let s = stack.get("stack").unwrap_or(stack);
-    let get = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let text = get("stack_status");
+    let s = HeatStack::read(stack).unwrap_or_default();
+    let text = s.stack_status;
     let status = StackStatus::parse(&text).ok_or_else(|| {
         super::StackError::Unexpected(format!(
             "Heat reports the stack's status as {text:?}, which this tool does not know"
         ))
     })?;
-    Ok((status, get("stack_status_reason")))
+    Ok((status, s.stack_status_reason.unwrap_or_default()))
 }
 
 pub fn one_line(s: &str, max: usize) -> String {
@@ -489,5 +535,35 @@ mod tests {
         let mut e = ev("1", "manager", "m", "CREATE_FAILED", "2026-11-23T10:00:41Z");
         e.resource_status_reason = Some("line one\nline two".into());
         assert_eq!(e.line(), format!("10:00:41 {:<28} CREATE_FAILED  line one line two", "manager"));
+    }
+
+    /// A show answer as Heat gives it (trimmed): what is read is typed,
+    /// the rest ignored, and an output Heat could not resolve is null.
+    #[test]
+    fn a_shown_stack_is_read_into_its_type() {
+        let shown = serde_json::json!({"stack": {
+            "id": "b3c1", "stack_name": "web", "stack_status": "UPDATE_FAILED",
+            "stack_status_reason": "Resource UPDATE failed: x", "parameters": {"OS::stack_id": "b3c1"},
+            "links": [{"href": "http://h/v1/p/stacks/web/b3c1", "rel": "self"}], "tags": ["provision", "ci"],
+            "outputs": [
+                {"output_key": "registry", "output_value": "web.example.com:5000", "description": "x"},
+                {"output_key": "worker_names", "output_value": null, "output_error": "not ready"}
+            ],
+            "timeout_mins": 60, "disable_rollback": true}});
+        let s = HeatStack::read(&shown).unwrap();
+        assert_eq!((s.id.as_str(), s.stack_name.as_deref(), s.tags.len()), ("b3c1", Some("web"), 2));
+        let (shown_status, reason) = status(&shown).unwrap();
+        assert_eq!((shown_status.to_string(), reason.as_str()), ("UPDATE_FAILED".into(), "Resource UPDATE failed: x"));
+        let o = outputs(&shown);
+        assert_eq!(o["registry"], "web.example.com:5000");
+        assert_eq!(o["worker_names"], Value::Null);
+        assert_eq!(StackRef::from_json("ignored", &shown).unwrap(), StackRef { name: "web".into(), id: "b3c1".into() });
+        // A create's answer: an id and links, no name.
+        let created = serde_json::json!({"stack": {"id": "77", "links": []}});
+        assert_eq!(StackRef::from_json("new", &created).unwrap(), StackRef { name: "new".into(), id: "77".into() });
+        // Not a stack at all, or a status this tool does not know.
+        assert!(StackRef::from_json("x", &serde_json::json!({"error": {"code": 404}})).is_none());
+        assert!(status(&serde_json::json!({"stack": {"stack_status": "WEIRD_STATE"}})).is_err());
+        assert!(outputs(&serde_json::json!({"stack": {"id": "1"}})).is_empty(), "no outputs before it completes");
     }
 }

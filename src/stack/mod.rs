@@ -113,12 +113,7 @@ pub fn tags_with_ours(given: &[String], owner: &ownership::Ownership) -> Vec<Str
 
 /// The tags of a shown stack. Heat gives a list, or null for none.
 pub fn stack_tags(shown: &Value) -> Vec<String> {
-    let s = shown.get("stack").unwrap_or(shown);
-    match s.get("tags") {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-        Some(Value::String(t)) => t.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
-        _ => Vec::new(),
-    }
+    events::HeatStack::read(shown).map(|s| s.tags).unwrap_or_default()
 }
 
 /// The names of the project's stacks, for "did you mean".
