@@ -3,6 +3,10 @@
 //! the node configs Heat reaches through `get_file`, and the registry's
 //! certificates and secrets. Offline: no cloud is called.
 //!
+//! Two steps: [`Materials::ensure`] makes or reads what the state
+//! directory keeps (certificates, password, SSH keys), and [`render`]
+//! turns parameters and materials into the bundle without touching a file.
+//!
 //! A bundle written to disk deploys unchanged with
 //! `openstack stack create -t template.yaml -e environment.yaml NAME`.
 
@@ -293,23 +297,87 @@ pub fn signal_timeout(node_timeout: u64) -> u64 {
 // itself (see [`registry::Secrets`]).
 use crate::state::layout::{HTPASSWD, REGISTRY_PASSWORD};
 
+/// What a stack keeps in its state directory and its bundle is made
+/// from: the registry's certificates, its password and htpasswd line, the
+/// SSH keys. Made on the first run, read again on every later one; the
+/// one step of the bundle that touches the state directory.
+pub struct Materials {
+    /// The names and addresses the server certificate is for.
+    pub names: certs::Names,
+    pub certs: certs::Certs,
+    /// The registry login's line (its password stays in `password_file`).
+    pub htpasswd: String,
+    pub ssh: crate::keys::StackKeys,
+    pub password_file: PathBuf,
+    pub ca_cert_file: PathBuf,
+}
+
+impl Materials {
+    pub fn ensure(params: &Params, req: &Request) -> Result<Materials, BundleError> {
+        let ips: Vec<IpAddr> = req.floating_ip.iter().map(|f| f.address).collect();
+        let names = certs::Names::for_registry(&params.hostname, &params.domain, &ips);
+        let certs = match &params.own_certificate {
+            Some(own) => certs::given(own),
+            None => certs::ensure(req.state, req.stack_name, &names, req.now)?,
+        };
+        tracing::debug!(ca = ?certs.ca, server = ?certs.server, names = ?names, "registry certificates");
+        let registry_password = secret(req.state, REGISTRY_PASSWORD, 24)?;
+        let htpasswd = htpasswd(req.state, &params.registry.user, &registry_password)?;
+        let ssh = crate::keys::stack_keys(req.state, &params.hostname)?;
+        Ok(Materials {
+            names,
+            certs,
+            htpasswd,
+            ssh,
+            password_file: req.state.file(REGISTRY_PASSWORD),
+            ca_cert_file: match &params.own_certificate {
+                Some(own) => own.ca_file.clone(),
+                None => req.state.file(crate::state::layout::CA_CRT),
+            },
+        })
+    }
+}
+
+/// The bundle of a stack: its materials made or read, then rendered.
 pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
+    let materials = Materials::ensure(params, req)?;
+    let templates = Templates::load(req.templates)?;
+    render(
+        params,
+        &Rendering {
+            stack_name: req.stack_name,
+            floating_ip: req.floating_ip.as_ref(),
+            swift: req.swift_credentials.as_ref(),
+        },
+        &materials,
+        &templates,
+    )
+}
+
+/// What a rendering needs beside the parameters and the materials.
+pub struct Rendering<'a> {
+    pub stack_name: &'a str,
+    pub floating_ip: Option<&'a FloatingIp>,
+    pub swift: Option<&'a registry::Swift>,
+}
+
+/// The Heat template, environment and node configs, from values alone:
+/// no file is read or written, so the same inputs give the same bundle.
+pub fn render(
+    params: &Params,
+    req: &Rendering,
+    materials: &Materials,
+    templates: &Templates,
+) -> Result<Bundle, BundleError> {
     let fqdn = params.fqdn();
-    let ips: Vec<IpAddr> = req.floating_ip.iter().map(|f| f.address).collect();
-    let names = certs::Names::for_registry(&params.hostname, &params.domain, &ips);
-    let certs = match &params.own_certificate {
-        Some(own) => certs::given(own),
-        None => certs::ensure(req.state, req.stack_name, &names, req.now)?,
-    };
-    tracing::debug!(ca = ?certs.ca, server = ?certs.server, names = ?names, "registry certificates");
-    let registry_password = secret(req.state, REGISTRY_PASSWORD, 24)?;
+    let Materials { names, certs, ssh, htpasswd, .. } = materials;
 
     let volume = params.volume_size > 0;
     let data = nodes::data_dir(volume);
     let blobs = match &params.registry.storage {
         Storage::Filesystem => registry::Blobs::Filesystem,
         Storage::Swift { .. } => {
-            registry::Blobs::Swift(req.swift_credentials.clone().ok_or(BundleError::SwiftWithoutCredentials)?)
+            registry::Blobs::Swift(req.swift.cloned().ok_or(BundleError::SwiftWithoutCredentials)?)
         }
     };
     let inputs = registry::Inputs {
@@ -322,7 +390,6 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         remote_url: &params.registry.cache_remote_url,
         layout: registry::Layout::node(),
     };
-    let templates = Templates::load(req.templates)?;
     let daemon_json = serde_json::to_string_pretty(&json!({
         "registry-mirrors": [format!("https://{fqdn}")],
         "mtu": params.docker_mtu,
@@ -336,12 +403,11 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     ];
     let format = params.node_config;
     let shape = Shape { fqdn: &fqdn, volume, existing_network: matches!(params.network, Network::Existing(_)), format };
-    let (template, worker_template) = heat_templates(&templates, &shape)?;
+    let (template, worker_template) = heat_templates(templates, &shape)?;
     let resources = resource_count(&template, &worker_template, params, req.floating_ip.is_some());
     let mut files = BTreeMap::new();
     files.insert("worker.yaml".to_string(), File { contents: worker_template, mode: Mode::Public });
     // Both node configs hold a private host key, so both are 0600.
-    let ssh = crate::keys::stack_keys(req.state, &params.hostname)?;
     let common = nodes::Common {
         fqdn: &fqdn,
         daemon_json: &daemon_json,
@@ -349,11 +415,10 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         client_public_key: &ssh.client_public,
         signal_timeout: signal_timeout(params.node_timeout),
     };
-    let htpasswd = htpasswd(req.state, &params.registry.user, &registry_password)?;
     let registry_config = registry::to_yaml(&registry::private(&inputs));
     let cache_config = registry::to_yaml(&registry::cache(&inputs));
     let manager = nodes::manager(
-        &templates,
+        templates,
         &common,
         &nodes::Manager {
             hostname: &params.hostname,
@@ -362,14 +427,14 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
             server_key: certs.server_key_pem.expose(),
             registry_config: &registry_config,
             cache_config: &cache_config,
-            htpasswd: &htpasswd,
+            htpasswd,
             redis_port: REDIS_PORT,
             services: &services,
             probes: &probes,
             volume,
         },
     )?;
-    let worker = nodes::worker(&templates, &common, (ssh.worker_private.as_str(), &ssh.worker_public))?;
+    let worker = nodes::worker(templates, &common, (ssh.worker_private.as_str(), &ssh.worker_public))?;
     let mut too_large = Vec::new();
     let mut sizes = Vec::new();
     for (role, node) in [("manager", &manager), ("worker", &worker)] {
@@ -385,7 +450,7 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
     if !too_large.is_empty() {
         return Err(BundleError::UserDataTooLarge(sizes));
     }
-    let environment = environment_yaml(params, req.floating_ip.as_ref(), req.stack_name);
+    let environment = environment_yaml(params, req.floating_ip, req.stack_name);
     tracing::debug!(stack = req.stack_name, files = ?files, "bundle rendered");
 
     let summary = Summary {
@@ -393,11 +458,8 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
         registry: format!("{fqdn}:{REGISTRY_PORT}"),
         cache: format!("https://{fqdn}"),
         registry_user: params.registry.user.clone(),
-        registry_password_file: req.state.file(REGISTRY_PASSWORD),
-        ca_cert_file: match &params.own_certificate {
-            Some(own) => own.ca_file.clone(),
-            None => req.state.file(crate::state::layout::CA_CRT),
-        },
+        registry_password_file: materials.password_file.clone(),
+        ca_cert_file: materials.ca_cert_file.clone(),
         certificate_names: match &params.own_certificate {
             Some(_) => vec![fqdn.clone()],
             None => names.dns.iter().cloned().chain(names.ips.iter().map(|i| i.to_string())).collect(),
@@ -415,10 +477,17 @@ pub fn build(params: &Params, req: &Request) -> Result<Bundle, BundleError> {
             Storage::Swift { container } => format!("swift container {container}"),
         },
         templates_overridden: templates.overridden.clone(),
-        plan: exposure::plan(params, req.floating_ip.as_ref()),
+        plan: exposure::plan(params, req.floating_ip),
         resources,
     };
-    Ok(Bundle { template, environment, files, ca_cert: certs.ca_pem, registry_cert: certs.server_pem, summary })
+    Ok(Bundle {
+        template,
+        environment,
+        files,
+        ca_cert: certs.ca_pem.clone(),
+        registry_cert: certs.server_pem.clone(),
+        summary,
+    })
 }
 
 /// The values Heat gets as parameters: everything an operator may change
@@ -641,6 +710,39 @@ impl Bundle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rendering reads no file: with the materials in hand and the state
+    /// directory gone, the same inputs give the same bundle, and only the
+    /// floating IP's own places change with it.
+    #[test]
+    fn rendering_is_a_function_of_its_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = Params::load(&["examples/env_params.yml".into()]).unwrap();
+        let fip = FloatingIp { id: "f1".into(), address: "203.0.113.9".parse().unwrap() };
+        let materials = {
+            let state = StateDir::open_with(dir.path(), "myhost", crate::state::Wait::Fail).unwrap();
+            let req = Request {
+                stack_name: "myhost",
+                state: &state,
+                templates: None,
+                floating_ip: Some(fip.clone()),
+                swift_credentials: None,
+                now: time::OffsetDateTime::now_utc(),
+            };
+            Materials::ensure(&params, &req).unwrap()
+        };
+        drop(dir);
+        let templates = Templates::load(None).unwrap();
+        let at = |floating_ip| Rendering { stack_name: "myhost", floating_ip, swift: None };
+        let a = render(&params, &at(Some(&fip)), &materials, &templates).unwrap();
+        let b = render(&params, &at(Some(&fip)), &materials, &templates).unwrap();
+        let files = |x: &Bundle| x.files.iter().map(|(k, f)| (k.clone(), f.contents.clone())).collect::<Vec<_>>();
+        assert_eq!((&a.template, &a.environment, files(&a)), (&b.template, &b.environment, files(&b)));
+        let other = FloatingIp { id: "f2".into(), address: "203.0.113.10".parse().unwrap() };
+        let c = render(&params, &at(Some(&other)), &materials, &templates).unwrap();
+        assert_eq!((&a.template, files(&a)), (&c.template, files(&c)), "the address is a parameter, not in the shape");
+        assert!(c.environment.contains("f2") && !c.environment.contains("f1"), "{}", c.environment);
+    }
 
     #[test]
     fn tokens_are_long_random_and_plain() {
