@@ -43,6 +43,9 @@ pub struct HeatStack {
     pub outputs: Option<Vec<HeatOutput>>,
     #[serde(default, deserialize_with = "tags")]
     pub tags: Vec<String>,
+    /// In Heat's time format, without a zone (UTC).
+    #[serde(default)]
+    pub creation_time: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,7 +81,7 @@ impl HeatStack {
 
 /// Heat gives tags as a list, a comma-joined string (older releases) or
 /// null for none.
-fn tags<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn tags<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         Value::String(t) => t.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),

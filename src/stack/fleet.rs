@@ -5,14 +5,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::api::{heat, neutron};
 use super::cloud::{Cloud, CloudError};
-use super::events::StackRef;
+use super::events::{HeatStack, StackRef};
 use super::ownership::{self, FloatingIpSeen, StackSeen, Verdict};
 use super::{OUR_TAG, StackError, Watch};
 use crate::poll::{Pause, Stop, Try, retry};
@@ -21,57 +21,69 @@ use crate::poll::{Pause, Stop, Try, retry};
 /// is known as ours when a run was killed before it could tag it.
 pub const FIP_DESCRIPTION: &str = "provision: manager of stack ";
 
-fn parse_time(v: Option<&Value>) -> Option<OffsetDateTime> {
-    let s = v?.as_str()?;
+/// Heat's and Neutron's times; Heat's carry no zone and are UTC.
+fn parse_time(s: Option<&str>) -> Option<OffsetDateTime> {
+    let s = s?;
     let s = if s.ends_with('Z') || s.contains('+') { s.to_string() } else { format!("{s}Z") };
     OffsetDateTime::parse(&s, &Rfc3339).ok()
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-        Some(Value::String(t)) => t.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
-        _ => Vec::new(),
-    }
+/// The entries of a list answer (`{"stacks": [...]}`), each read on its
+/// own: one this tool cannot read is left out, not the whole list.
+fn entries<T: serde::de::DeserializeOwned>(v: &Value, list: &str) -> Vec<T> {
+    let all = v.get(list).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    all.iter().filter_map(|e| serde_json::from_value(e.clone()).ok()).collect()
 }
 
 /// Heat's list of the stacks tagged as provision's.
 pub fn stacks_from(v: &Value) -> Vec<StackSeen> {
-    let list = v.get("stacks").and_then(Value::as_array).cloned().unwrap_or_default();
-    list.iter()
-        .map(|s| {
-            let text = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-            StackSeen {
-                name: text("stack_name"),
-                id: text("id"),
-                status: text("stack_status"),
-                tags: strings(s.get("tags")),
-                created: parse_time(s.get("creation_time")),
-            }
+    entries::<HeatStack>(v, "stacks")
+        .into_iter()
+        .map(|s| StackSeen {
+            created: parse_time(s.creation_time.as_deref()),
+            name: s.stack_name.unwrap_or_default(),
+            id: s.id,
+            status: s.stack_status,
+            tags: s.tags,
         })
         .filter(StackSeen::ours)
         .collect()
 }
 
+/// What this tool reads of one of Neutron's floating IPs.
+#[derive(Debug, Deserialize)]
+struct NeutronFloatingIp {
+    id: String,
+    #[serde(default)]
+    floating_ip_address: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default, deserialize_with = "super::events::tags")]
+    tags: Vec<String>,
+    /// Set while the address is on a port (a server's).
+    #[serde(default)]
+    port_id: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+}
+
 /// Neutron's floating IPs that provision allocated: tagged, or (a run
 /// killed between the allocation and the tagging) described as such.
 pub fn floating_ips_from(v: &Value) -> Vec<FloatingIpSeen> {
-    let list = v.get("floatingips").and_then(Value::as_array).cloned().unwrap_or_default();
-    list.iter()
+    entries::<NeutronFloatingIp>(v, "floatingips")
+        .into_iter()
         .filter_map(|f| {
-            let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-            let mut tags = strings(f.get("tags"));
-            let described = text("description").strip_prefix(FIP_DESCRIPTION).map(str::to_string);
+            let mut tags = f.tags;
             if !tags.iter().any(|t| t == OUR_TAG) {
-                let stack = described?;
+                let stack = f.description.as_deref()?.strip_prefix(FIP_DESCRIPTION)?;
                 tags = vec![OUR_TAG.to_string(), format!("{}{stack}", ownership::STACK)];
             }
             Some(FloatingIpSeen {
-                id: text("id"),
-                address: text("floating_ip_address"),
+                id: f.id,
+                address: f.floating_ip_address,
                 tags,
-                attached: f.get("port_id").is_some_and(|p| !p.is_null()),
-                created: parse_time(f.get("created_at")),
+                attached: f.port_id.is_some(),
+                created: parse_time(f.created_at.as_deref()),
             })
         })
         .collect()
@@ -241,6 +253,15 @@ mod tests {
             {"stack_name": "y", "id": "2", "stack_status": "CREATE_COMPLETE", "tags": null}
         ]}));
         assert_eq!(stacks.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["x"]);
+        // One entry this tool cannot read is left out, not the list; Heat's
+        // times carry no zone and are UTC.
+        let stacks = stacks_from(&json!({"stacks": [
+            {"stack_name": "z", "id": 7, "tags": ["provision"]},
+            {"stack_name": "w", "id": "3", "stack_status": "CREATE_COMPLETE", "tags": "provision,ci",
+             "creation_time": "2026-12-05T10:00:00"}
+        ]}));
+        assert_eq!(stacks.len(), 1);
+        assert_eq!(stacks[0].created, OffsetDateTime::parse("2026-12-05T10:00:00Z", &Rfc3339).ok());
     }
 
     #[test]
