@@ -6,9 +6,9 @@ use anyhow::{Context, Result};
 use clap::CommandFactory;
 use serde::Serialize;
 
-use provision::bundle::{self, FloatingIp, registry::Swift};
+use provision::bundle::{self, registry::Swift};
 use provision::params::{InputError, Problem, Where, credentials, defs};
-use provision::state::layout;
+use provision::state::{FloatingIp, layout};
 
 use crate::cli::{CheckArgs, Cli, Global, ManArgs, RenderArgs};
 use crate::input::{Usage, load, state_dir, state_view};

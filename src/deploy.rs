@@ -12,13 +12,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::bundle::{self, FloatingIp, registry::Swift};
+use crate::bundle::{self, registry::Swift};
 use crate::handoff::{self, imixs};
 use crate::params::inputs::Inputs;
 use crate::params::{InputError, Params, Problem, Secret, Where, credentials::Credentials};
 use crate::stack::ownership::Ownership;
 use crate::stack::{self, Cloud, Outcome, Snapshot, StackError, Watch, api};
-use crate::state::{StateDir, StateError};
+use crate::state::{FloatingIp, StateDir, StateError};
 
 /// The steps of a run, in order. Each opens one status line
 /// ([`Reporter::begin`]); a failure names its step.

@@ -9,13 +9,13 @@ use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
 
 use provision::bundle::outputs::StackOutputs;
-use provision::bundle::{self, FloatingIp, registry::Swift};
+use provision::bundle::{self, registry::Swift};
 use provision::deploy::{self, Done, HandOff, Step};
 use provision::params::Secret;
 use provision::stack::fleet;
 use provision::stack::ownership::{self, Ownership};
 use provision::stack::{self, Outcome, RunAction, StackError};
-use provision::state::{StateDir, layout};
+use provision::state::{FloatingIp, StateDir, layout};
 
 use crate::cli::{DeployArgs, DestroyArgs, GcArgs, Global, ListArgs, LogsArgs, OutputsArgs, StatusArgs};
 use crate::input::{

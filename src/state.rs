@@ -121,6 +121,15 @@ pub mod layout {
     }
 }
 
+/// The manager's floating IP as the stack keeps it ([`layout::FLOATING_IP`]):
+/// allocated by the stack stage before the bundle, so the registry
+/// certificate can name the address.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FloatingIp {
+    pub id: String,
+    pub address: std::net::IpAddr,
+}
+
 /// What a run does when another holds the stack.
 #[derive(Debug, Clone, Copy)]
 pub enum Wait {

@@ -393,7 +393,7 @@ fn seed_params() -> Params {
 #[test]
 fn the_environment_keeps_every_value_in_its_place() {
     let base = seed_params();
-    let floating = bundle::FloatingIp { id: "fip".into(), address: "203.0.113.7".parse().unwrap() };
+    let floating = provision::state::FloatingIp { id: "fip".into(), address: "203.0.113.7".parse().unwrap() };
     let env_of = |p: &Params| yaml(&bundle::environment_yaml(p, Some(&floating), "stack"));
     let want = skeleton(&env_of(&base));
     property("environment", |r| {

@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 
-use super::{CACHE_PORT, FloatingIp, REGISTRY_PORT};
+use super::{CACHE_PORT, REGISTRY_PORT};
 use crate::params::{Network, Params};
+use crate::state::FloatingIp;
 
 /// The reverse proxy's ports on the manager: 443 belongs to the cache.
 pub const PROXY_HTTP_PORT: u16 = 80;

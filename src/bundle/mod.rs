@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tera::Context;
 
 use crate::params::{Network, NodeConfigFormat, Params, Storage};
-use crate::state::{self, Mode, StateDir, StateError};
+use crate::state::{self, FloatingIp, Mode, StateDir, StateError};
 use crate::templates::Templates;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,12 +71,6 @@ pub struct Request<'a> {
     /// Needed only for Swift storage, whose driver logs in as the operator.
     pub swift_credentials: Option<registry::Swift>,
     pub now: time::OffsetDateTime,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct FloatingIp {
-    pub id: String,
-    pub address: IpAddr,
 }
 
 /// A file of the bundle and who may read it once written.

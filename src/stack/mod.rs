@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::bundle::FloatingIp;
 use crate::params::{InputError, Network, Params, Problem};
-use crate::state::{Mode, StateDir, StateError};
+use crate::state::{FloatingIp, Mode, StateDir, StateError};
 use api::{StackBody, heat, lookup, neutron};
 pub use cloud::{Cloud, CloudError};
 pub use events::{Event, Failure, StackRef};
