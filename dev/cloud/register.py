@@ -174,18 +174,12 @@ def ensure_keypair(conn, who, name, public_key):
         conn.compute.create_keypair(name=name, public_key=public_key)
 
 
-def phase_tenant():
-    admin = admin_conn()
-    demo = connect("demo", ENV["DEMO_PASSWORD"], "demo")
-
-    ensure_flavor(admin.compute, "m1.tiny", 1, 512, 1)
-    ensure_flavor(admin.compute, "m1.small", 1, 2048, 20)
-
-    if admin.image.find_image("flatcar") is None:
+def ensure_image(image, name):
+    if image.find_image(name) is None:
         # The fake hypervisor never reads it: 1 KiB of zeros is enough.
-        log("image flatcar")
-        admin.image.create_image(
-            "flatcar",
+        log(f"image {name}")
+        image.create_image(
+            name,
             data=b"\0" * 1024,
             disk_format="raw",
             container_format="bare",
@@ -194,21 +188,19 @@ def phase_tenant():
             timeout=120,
         )
 
+
+def phase_tenant():
+    admin = admin_conn()
+    demo = connect("demo", ENV["DEMO_PASSWORD"], "demo")
+
+    ensure_flavor(admin.compute, "m1.tiny", 1, 512, 1)
+    ensure_flavor(admin.compute, "m1.small", 1, 2048, 20)
+
+    ensure_image(admin.image, "flatcar")
     # Newer than flatcar, so they fill Glance's first page (see
     # glance-api.conf): flatcar is found only by asking for it.
     for n in range(1, 4):
-        name = f"filler-image-{n}"
-        if admin.image.find_image(name) is None:
-            log(f"image {name}")
-            admin.image.create_image(
-                name,
-                data=b"\0" * 1024,
-                disk_format="raw",
-                container_format="bare",
-                visibility="public",
-                wait=True,
-                timeout=120,
-            )
+        ensure_image(admin.image, f"filler-image-{n}")
 
     net = admin.network
     public = net.find_network("public")
