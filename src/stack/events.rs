@@ -79,6 +79,13 @@ impl HeatStack {
     }
 }
 
+/// The entries of a list answer (`{"resources": [...]}`), each read on its
+/// own: one this tool cannot read is left out, not the whole list.
+pub(crate) fn entries<T: serde::de::DeserializeOwned>(v: &Value, list: &str) -> Vec<T> {
+    let all = v.get(list).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    all.iter().filter_map(|e| serde_json::from_value(e.clone()).ok()).collect()
+}
+
 /// Heat gives tags as a list, a comma-joined string (older releases) or
 /// null for none.
 pub(crate) fn tags<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -337,13 +344,7 @@ pub fn group_failures(list: &[Failure]) -> Vec<FailureGroup<'_>> {
 /// The failed resources of a `resources?nested_depth=N` listing, innermost
 /// first: the group or nested stack that failed because of them comes after.
 pub fn failures(v: &Value) -> Vec<Failure> {
-    #[derive(Deserialize)]
-    struct Listing {
-        #[serde(default)]
-        resources: Vec<HeatResource>,
-    }
-    let list = serde_json::from_value::<Listing>(v.clone()).map(|l| l.resources).unwrap_or_default();
-    let mut out: Vec<(usize, Failure)> = list
+    let mut out: Vec<(usize, Failure)> = entries::<HeatResource>(v, "resources")
         .into_iter()
         .filter(|r| StackStatus::parse(&r.resource_status).is_some_and(StackStatus::failed))
         .map(|r| {
@@ -513,7 +514,9 @@ mod tests {
             {"resource_name": "manager_port", "resource_type": "OS::Neutron::Port", "resource_status": "CREATE_COMPLETE"},
             {"resource_name": "wait", "resource_type": "OS::Heat::WaitCondition", "resource_status": "CREATE_FAILED",
              "parent_resource": "0",
-             "resource_status_reason": "WaitConditionFailure: resources.wait: docker.service failed: start timed out"}
+             "resource_status_reason": "WaitConditionFailure: resources.wait: docker.service failed: start timed out"},
+            // One entry this tool cannot read costs that entry only.
+            {"resource_name": 5, "resource_status": "CREATE_FAILED"}
         ]});
         let f = failures(&v);
         assert_eq!(f.len(), 2);

@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::api::{heat, neutron};
 use super::cloud::{Cloud, CloudError};
-use super::events::{HeatStack, StackRef};
+use super::events::{HeatStack, StackRef, entries};
 use super::ownership::{self, FloatingIpSeen, StackSeen, Verdict};
 use super::{OUR_TAG, StackError, Watch};
 use crate::poll::{Pause, Stop, Try, retry};
@@ -26,13 +26,6 @@ fn parse_time(s: Option<&str>) -> Option<OffsetDateTime> {
     let s = s?;
     let s = if s.ends_with('Z') || s.contains('+') { s.to_string() } else { format!("{s}Z") };
     OffsetDateTime::parse(&s, &Rfc3339).ok()
-}
-
-/// The entries of a list answer (`{"stacks": [...]}`), each read on its
-/// own: one this tool cannot read is left out, not the whole list.
-fn entries<T: serde::de::DeserializeOwned>(v: &Value, list: &str) -> Vec<T> {
-    let all = v.get(list).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    all.iter().filter_map(|e| serde_json::from_value(e.clone()).ok()).collect()
 }
 
 /// Heat's list of the stacks tagged as provision's.
