@@ -6,12 +6,12 @@ use anyhow::{Context, Result};
 use clap::CommandFactory;
 use serde::Serialize;
 
-use provision::bundle::{self, registry::Swift};
+use provision::bundle;
 use provision::params::{InputError, Problem, Where, credentials, defs};
 use provision::state::{FloatingIp, layout};
 
 use crate::cli::{CheckArgs, Cli, Global, ManArgs, RenderArgs};
-use crate::input::{Usage, load, state_dir, state_view};
+use crate::input::{Usage, load, state_dir, state_view, swift_login};
 use crate::ui::Ui;
 
 /// `provision params`: every parameter, its type, default and meaning.
@@ -103,10 +103,7 @@ pub fn render(global: &Global, args: &RenderArgs, ui: &mut Ui) -> Result<()> {
     ui.warn_open(&loaded.params);
     let floating_ip = args.floating_ip.as_deref().map(parse_floating_ip).transpose()?;
     let state = state_dir(global, &loaded.stack_name)?;
-    let swift_credentials = Swift::login(&loaded.params, loaded.credentials.as_ref())?;
-    if swift_credentials.is_some() {
-        ui.warn(bundle::registry::SWIFT_WARNING);
-    }
+    let swift_credentials = swift_login(&loaded, ui)?;
     let req = bundle::Request {
         stack_name: &loaded.stack_name,
         state: &state,

@@ -5,6 +5,7 @@
 
 use anyhow::Result;
 
+use provision::bundle::registry::Swift;
 use provision::params::inputs::{self, Inputs, Selection};
 use provision::params::{InputError, Problem, Where, credentials};
 use provision::stack::Cloud;
@@ -56,6 +57,16 @@ pub fn load(global: &Global, ui: &mut Ui) -> Result<Inputs> {
         ui.warn(w);
     }
     Ok(loaded)
+}
+
+/// The registry's Swift login when it stores in Swift, said aloud: the
+/// operator's password goes to the node.
+pub fn swift_login(inputs: &Inputs, ui: &mut Ui) -> Result<Option<Swift>, InputError> {
+    let swift = Swift::login(&inputs.params, inputs.credentials.as_ref())?;
+    if swift.is_some() {
+        ui.warn(provision::bundle::registry::SWIFT_WARNING);
+    }
+    Ok(swift)
 }
 
 /// The credentials the flags and the environment give, without env files.

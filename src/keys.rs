@@ -24,7 +24,7 @@ pub enum KeyError {
 
 // Under HOST_KEYS: `<node>/ssh_host_ed25519_key(.pub)`, the layout
 // `dev/nodes/nodes up --host-keys DIR` and sshd both expect.
-pub use crate::state::layout::{CLIENT_KEY, HOST_KEY_FILE, HOST_KEYS, WORKER_HOST_KEY};
+use crate::state::layout::{CLIENT_KEY, HOST_KEY_FILE, HOST_KEYS, WORKER_HOST_KEY};
 
 /// The host key each node must show, by node name.
 #[derive(Debug, Clone, Default)]
@@ -146,7 +146,7 @@ pub fn ensure(state: &StateDir, nodes: &[&str]) -> Result<Vec<String>, KeyError>
     Ok(made)
 }
 
-// Why all workers of a stack share one host key (WORKER_HOST_KEY): Workers are one
+// Why all workers of a stack share one host key (WORKER_HOST_KEY): workers are one
 // `OS::Heat::ResourceGroup` of one worker config, and Heat can only hand
 // every member the same file (`get_file` takes a literal name, and a
 // per-index map would need a lookup function inside Heat, which nothing

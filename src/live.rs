@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
 
+use provision::bundle;
 use provision::bundle::outputs::StackOutputs;
-use provision::bundle::{self, registry::Swift};
 use provision::deploy::{self, Done, HandOff, Step};
 use provision::params::Secret;
 use provision::stack::fleet;
@@ -20,7 +20,7 @@ use provision::state::{FloatingIp, StateDir, layout};
 use crate::cli::{DeployArgs, DestroyArgs, GcArgs, Global, ListArgs, LogsArgs, OutputsArgs, StatusArgs};
 use crate::input::{
     Usage, again, again_named, connect, load, load_for_name, need_credentials, project_credentials, state_dir,
-    state_known, state_view,
+    state_known, state_view, swift_login,
 };
 use crate::ui::{Progress, Ui};
 
@@ -40,10 +40,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     ui.warn_open(&inputs.params);
     let creds = need_credentials(&inputs.credentials, ui)?;
     let state = state_dir(global, &inputs.stack_name)?;
-    let swift = Swift::login(&inputs.params, inputs.credentials.as_ref())?;
-    if swift.is_some() {
-        ui.warn(bundle::registry::SWIFT_WARNING);
-    }
+    let swift = swift_login(&inputs, ui)?;
     let ownership = Ownership::for_run(
         &|k| crate::env_var(k),
         args.ttl.as_deref(),
@@ -190,10 +187,10 @@ fn report_outcome(
     state: &StateDir,
 ) -> Result<()> {
     let r = stack_report(global, o, fip, requests, elapsed, done, state);
-    let handoff_failed = matches!(done.handoff, Some(HandOff::Failed(_)));
     ui.human(&r.text);
     ui.result(r.command, r.ok, &r.fields);
-    if o.ok && handoff_failed {
+    // A complete stack whose report is not ok is one whose hand-off failed.
+    if o.ok && !r.ok {
         Err(anyhow!("stack {} is complete, but the hand-off failed", o.stack.name))
     } else if o.ok {
         Ok(())

@@ -26,6 +26,10 @@ use serde_json::{Value, json};
 use tera::Context;
 
 use crate::params::{Network, NodeConfigFormat, Params, Storage};
+// The generated secrets kept in the state directory. Redis's password and
+// the registries' HTTP secret are not among them: the manager makes those
+// itself (see `registry::Secrets`).
+use crate::state::layout::{HTPASSWD, REGISTRY_PASSWORD};
 use crate::state::{self, FloatingIp, Mode, StateDir, StateError};
 use crate::templates::Templates;
 
@@ -285,11 +289,6 @@ fn manager_services(data: &str) -> Vec<nodes::Service> {
 pub fn signal_timeout(node_timeout: u64) -> u64 {
     node_timeout - (node_timeout / 4).min(60)
 }
-
-// The generated secrets kept in the state directory. Redis's password and
-// the registries' HTTP secret are not among them: the manager makes those
-// itself (see [`registry::Secrets`]).
-use crate::state::layout::{HTPASSWD, REGISTRY_PASSWORD};
 
 /// What a stack keeps in its state directory and its bundle is made
 /// from: the registry's certificates, its password and htpasswd line, the

@@ -43,9 +43,11 @@ pub fn load(selection: &Selection, var: &dyn Fn(&str) -> Option<String>) -> Resu
     tracing::debug!(params = ?params, source = ?credentials.as_ref().map(|c| &c.source), "input");
     let stack_name = match &selection.name {
         Some(n) => stack_name(n, selection.name_suffix.as_ref().map(|(s, _)| s.as_str()))?,
-        None => params.hostname.clone(),
+        None => {
+            check_stack_name(&params.hostname)?;
+            params.hostname.clone()
+        }
     };
-    check_stack_name(&stack_name)?;
     Ok(Inputs { params, credentials, stack_name, warnings })
 }
 
